@@ -1,0 +1,225 @@
+"""Command line: `python -m rag {index,search,ask,eval,bench} --help`. Holds no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from .errors import RagError
+from .settings import Settings
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("common options")
+    g.add_argument("--docs", type=Path, help="documents folder (default: seeds)")
+    g.add_argument("--index", type=Path, help="index folder (default: index)")
+    g.add_argument("--embedder", help="embedding model: packaged:all-MiniLM-L6-v2 (default), a path or a Hub id")
+    g.add_argument("--generator", help="generator model: packaged:qwen2.5-coder-1.5b-instruct (default), a .gguf path or a Hub id")
+    g.add_argument("--engine", choices=["auto", "llama_cpp", "transformers", "openai", "echo"], help="generation engine (default: auto)")
+    g.add_argument("--settings", type=Path, help="settings file (default: rag.toml if present)")
+    g.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rag", description="Local, cited question answering over a folder of documents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build or update the index", description="Build the index, or update it: only new or changed documents are embedded.")
+    p.add_argument("--rebuild", action="store_true", help="re-embed everything")
+    _common(p)
+
+    p = sub.add_parser("search", help="retrieval only", description="Show the passages retrieved for a question (no model).")
+    p.add_argument("question", nargs="?", help="the question")
+    p.add_argument("--k", type=int, help="number of passages (default: 4)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--questions", type=Path, help="JSONL file of {id, question}: with --json, answers each line (like ask)")
+    _common(p)
+
+    p = sub.add_parser("ask", help="answer a question with citations", description="Answer with a local model, citing the passages used.")
+    p.add_argument("question", nargs="?", help="the question")
+    p.add_argument("--k", type=int, help="number of passages (default: 4)")
+    p.add_argument("--max-new-tokens", type=int, help="answer length limit in tokens (default: 160)")
+    p.add_argument("--json", action="store_true", help="print the answer object as JSON")
+    p.add_argument("--questions", type=Path, help="JSONL file of {id, question}; one JSON answer per line, in order")
+    _common(p)
+
+    from . import evaluate, bench  # noqa: F401  (their parsers live beside their code)
+
+    evaluate.add_parser(sub, _common)
+    bench.add_parser(sub, _common)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides = {
+        "docs_dir": getattr(args, "docs", None), "index_dir": getattr(args, "index", None),
+        "embedder": getattr(args, "embedder", None), "generator": getattr(args, "generator", None),
+        "engine": getattr(args, "engine", None), "top_k": getattr(args, "k", None),
+        "max_new_tokens": getattr(args, "max_new_tokens", None),
+    }
+    return Settings.load(overrides=overrides, settings_file=getattr(args, "settings", None))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not args.verbose:
+        _quiet_libraries()
+    try:
+        return args.func(args) if hasattr(args, "func") else COMMANDS[args.command](args)
+    except RagError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _quiet_libraries() -> None:
+    import os
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore")
+
+
+def _pipeline(args, build: bool = True):
+    from .pipeline import Pipeline
+
+    pipeline = Pipeline.from_settings(settings_from_args(args), build=build)
+    report = pipeline.last_report
+    if report is not None:
+        for skipped in report.skipped:
+            print(f"skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+        if report.changed:
+            print(f"index: {report.summary()}", file=sys.stderr)
+    return pipeline
+
+
+def cmd_index(args) -> int:
+    from .pipeline import Pipeline
+    from .embedding import make_embedder
+
+    settings = settings_from_args(args)
+    pipeline = Pipeline(settings, make_embedder(settings.embedder, Path(settings.cache_dir)), index=None, generator=None)  # type: ignore[arg-type]
+    report = pipeline.update_index(force=args.rebuild)
+    for skipped in report.skipped:
+        print(f"skipped {skipped.source}: {skipped.reason}")
+    print(("index up to date: " if not report.changed else "index: ") + report.summary())
+    print(f"index folder: {settings.index_dir}")
+    return 0
+
+
+def read_questions(path: Path) -> Iterator[dict]:
+    """Lines of a JSONL file with at least {"id", "question"}; a bad line is a clear error."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise RagError(f"cannot read {path}: {e}") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RagError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or "question" not in row:
+            raise RagError(f"{path}:{n}: each line needs a \"question\"")
+        yield row
+
+
+def _emit(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _answer_batch(pipeline, path: Path) -> int:
+    from .errors import QuestionError
+
+    for row in read_questions(path):
+        qid = None if row.get("id") is None else str(row["id"])
+        try:
+            _emit(pipeline.ask(row["question"], qid=qid).to_json())
+        except QuestionError as e:  # one bad line does not stop the batch
+            _emit({"id": qid, "question": row["question"], "error": str(e)})
+    return 0
+
+
+def _check_question_first(args) -> None:
+    """Refuse a bad question before spending seconds on the index and models."""
+    from .pipeline import clean_question
+
+    if args.question is not None:
+        clean_question(args.question, settings_from_args(args).max_question_chars)
+
+
+def cmd_search(args) -> int:
+    from .records import hit_json
+
+    _check_question_first(args)
+    pipeline = _pipeline(args)
+    if args.questions:
+        if not args.json:
+            raise RagError("--questions needs --json")
+        return _answer_batch(pipeline, args.questions)
+    if args.question is None:
+        raise RagError("give a question (or --questions FILE.jsonl)")
+    hits = pipeline.search(args.question, args.k)
+    if args.json:
+        _emit({"question": args.question, "passages": [hit_json(h) for h in hits]})
+        return 0
+    for h in hits:
+        dense = f"{h.dense_score:.3f}" if h.dense_score is not None else "-"
+        print(f"[{h.rank}] {h.chunk.source} {h.chunk.start}-{h.chunk.end}  score={h.score:.4f} cos={dense} bm25={h.keyword_score or 0:.2f}")
+        print("    " + h.chunk.text[:300].replace("\n", " ") + ("…" if len(h.chunk.text) > 300 else ""))
+    return 0
+
+
+def cmd_ask(args) -> int:
+    from .pipeline import Done, Token
+
+    _check_question_first(args)
+    pipeline = _pipeline(args)
+    if args.questions:
+        if not args.json:
+            raise RagError("--questions needs --json")
+        return _answer_batch(pipeline, args.questions)
+    if args.question is None:
+        raise RagError("give a question (or --questions FILE.jsonl)")
+    if args.json:
+        _emit(pipeline.ask(args.question).to_json())
+        return 0
+    answer = None
+    for event in pipeline.ask_stream(args.question):
+        if isinstance(event, Token):
+            print(event.text, end="", flush=True, file=sys.stderr)
+        elif isinstance(event, Done):
+            answer = event.answer
+    print(file=sys.stderr)
+    print_answer(answer)
+    return 0
+
+
+def print_answer(answer) -> None:
+    print()
+    if answer.abstained:
+        print(f"{answer.answer}  ({answer.abstain_reason})")
+    else:
+        if answer.short_answer:
+            print(f"Short answer: {answer.short_answer}")
+        print(answer.answer)
+    for c in answer.citations:
+        print(f"  [{c.marker}] {c.source} {c.start}-{c.end}: \"{c.text}\"")
+    t = answer.timings
+    ttft = f"{t.ttft_s:.2f}s" if t.ttft_s is not None else "-"
+    print(f"  (retrieval {t.retrieve_ms:.0f} ms, first token {ttft}, total {t.total_s:.2f}s, {t.prompt_tokens} prompt tokens)")
+
+
+COMMANDS = {"index": cmd_index, "search": cmd_search, "ask": cmd_ask}

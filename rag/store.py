@@ -1,0 +1,302 @@
+"""The persisted index: build, update incrementally, save atomically, load with validation.
+
+Layout of the index folder (every file readable or standard):
+- `manifest.json`: format version, embedder identity and dimension, chunk settings, per-document
+  content hashes, titles and URLs, and the sha256 of each data file below. Written last, by atomic
+  rename: it is the commit point, so a build killed at any moment leaves the previous index whole.
+- `chunks-<gen>.jsonl`: one chunk per line (id, source, start, end, text).
+- `vectors-<gen>.npy`: the chunk embeddings, row i = line i (lets updates reuse unchanged vectors).
+- `index-<gen>.faiss`: the FAISS index over those vectors.
+
+>>> from .embedding import HashingEmbedder
+>>> import tempfile, pathlib
+>>> docs = pathlib.Path(tempfile.mkdtemp()); _ = (docs / "a.txt").write_text("Cats purr. Dogs bark.")
+>>> idx, report = update_index(docs, pathlib.Path(tempfile.mkdtemp()), HashingEmbedder(), 800, 100)
+>>> report.added, len(idx.chunks)
+(['a.txt'], 1)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .chunking import chunk_document, make_splitter
+from .documents import PARSER_VERSION, Skipped, list_files, load_file, source_name
+from .embedding import Embedder
+from .fileio import sha256_file
+from .errors import DocumentError, IndexCorruptError, IndexError_, IndexMismatchError
+from .records import Chunk
+from .vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Index:
+    """A loaded index: chunks, their vectors, the FAISS index and the manifest that describes them."""
+
+    folder: Path
+    manifest: dict
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    vector_index: VectorIndex
+    _bm25: object = field(default=None, repr=False)
+
+    @property
+    def bm25(self):
+        """Keyword index over the chunks, built on first use (a few ms per thousand chunks)."""
+        if self._bm25 is None:
+            from .keyword import BM25
+
+            self._bm25 = BM25([c.text for c in self.chunks])
+        return self._bm25
+
+    @property
+    def documents(self) -> dict[str, dict]:
+        return self.manifest["documents"]
+
+
+@dataclass
+class UpdateReport:
+    """What an index update did, for the CLI and the UI to print."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    chunks_embedded: int = 0
+    total_chunks: int = 0
+    rebuilt_reason: str = ""
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed or self.rebuilt_reason)
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(self.added)} added", f"{len(self.updated)} updated", f"{len(self.removed)} removed",
+            f"{len(self.unchanged)} unchanged", f"{len(self.skipped)} skipped",
+            f"{self.chunks_embedded} chunks embedded", f"{self.total_chunks} chunks in index",
+        ]
+        head = f"rebuilt ({self.rebuilt_reason}): " if self.rebuilt_reason else ""
+        return head + ", ".join(parts) + f" in {self.seconds:.2f}s"
+
+
+def settings_signature(embedder: Embedder, chunk_size: int, chunk_overlap: int) -> dict:
+    """What must match for a saved index to be reused."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "embedder": embedder.identity,
+        "chunking": {"splitter": "recursive-v1", "size": chunk_size, "overlap": chunk_overlap},
+        "parser_version": PARSER_VERSION,
+    }
+
+
+def load_index(folder: Path, expected: dict | None = None) -> Index:
+    """Load and validate; raise IndexMismatchError or IndexCorruptError with the reason."""
+    manifest = _read_manifest(folder)
+    if expected is not None:
+        for key, value in expected.items():
+            if manifest.get(key) != value:
+                raise IndexMismatchError(
+                    f"index was built with {key}={manifest.get(key)!r}, settings say {value!r}"
+                )
+    files = manifest.get("files", {})
+    for role in ("chunks", "vectors", "faiss"):
+        entry = files.get(role)
+        if not entry or not (folder / entry["name"]).is_file():
+            raise IndexCorruptError(f"index file for {role} is missing")
+        if sha256_file(folder / entry["name"]) != entry["sha256"]:
+            raise IndexCorruptError(f"index file {entry['name']} fails its checksum (truncated or edited)")
+    chunks = _read_chunks(folder / files["chunks"]["name"])
+    try:
+        vectors = np.load(folder / files["vectors"]["name"], allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise IndexCorruptError(f"cannot read vectors: {e}") from None
+    vindex = VectorIndex.load(folder / files["faiss"]["name"], manifest.get("vector_index", "flat"))
+    if len(chunks) != len(vectors) or vindex.index.ntotal != len(chunks):
+        raise IndexCorruptError("index files disagree on the number of chunks")
+    return Index(folder, manifest, chunks, vectors, vindex)
+
+
+def update_index(
+    docs_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    chunk_size: int,
+    chunk_overlap: int,
+    exact_max: int = 50_000,
+    max_file_mb: float = 60.0,
+    force: bool = False,
+) -> tuple[Index, UpdateReport]:
+    """Bring the index in line with the documents folder; embed only new or changed documents."""
+    t0 = time.perf_counter()
+    signature = settings_signature(embedder, chunk_size, chunk_overlap)
+    report = UpdateReport()
+    old = None if force else _try_load(index_dir, signature, report)
+    if force:
+        report.rebuilt_reason = "forced"
+    old_docs = old.documents if old else {}
+    old_by_source = _chunks_by_source(old) if old else {}
+
+    kept_chunks: list[Chunk] = []
+    kept_rows: list[int] = []
+    new_chunks: list[Chunk] = []
+    documents: dict[str, dict] = {}
+    splitter = make_splitter(chunk_size, chunk_overlap)
+    for path in list_files(docs_dir):
+        name = source_name(docs_dir, path)
+        try:
+            raw_hash = _raw_hash(path, max_file_mb)
+            if name in old_docs and old_docs[name]["sha256"] == raw_hash:
+                rows = old_by_source.get(name, [])
+                kept_rows.extend(rows)
+                kept_chunks.extend(old.chunks[r] for r in rows)
+                documents[name] = old_docs[name]
+                report.unchanged.append(name)
+                continue
+            doc = load_file(path, name, max_file_mb=max_file_mb)
+        except DocumentError as e:
+            log.warning("skipped source=%s reason=%s", name, e)
+            report.skipped.append(Skipped(name, str(e)))
+            continue
+        chunks = chunk_document(doc, chunk_size, chunk_overlap, splitter)
+        new_chunks.extend(chunks)
+        documents[name] = {
+            "sha256": doc.sha256, "title": doc.title, "url": doc.url, "chunks": len(chunks),
+            "chars": len(doc.text), "encoding": doc.encoding,
+        }
+        (report.updated if name in old_docs else report.added).append(name)
+    report.removed = sorted(set(old_docs) - set(documents) - {s.source for s in report.skipped})
+    # A skipped file that was indexed before stays out: its old chunks describe a file that changed.
+    report.removed += sorted(set(old_docs) & {s.source for s in report.skipped})
+
+    if old is not None and not report.changed:
+        report.total_chunks = len(old.chunks)
+        report.seconds = time.perf_counter() - t0
+        return old, report
+
+    new_vectors = embedder.embed([c.text for c in new_chunks])
+    report.chunks_embedded = len(new_chunks)
+    old_vectors = old.vectors[kept_rows] if old is not None and kept_rows else None
+    chunks, vectors = _merge(kept_chunks, old_vectors, new_chunks, new_vectors, embedder)
+    index = _save(index_dir, signature, documents, chunks, vectors, exact_max)
+    report.total_chunks = len(chunks)
+    report.seconds = time.perf_counter() - t0
+    log.info("index updated %s", report.summary())
+    return index, report
+
+
+def _try_load(index_dir: Path, signature: dict, report: UpdateReport) -> Index | None:
+    if not (index_dir / MANIFEST).exists():
+        return None
+    try:
+        return load_index(index_dir, signature)
+    except IndexError_ as e:
+        report.rebuilt_reason = str(e)
+        log.warning("rebuilding index reason=%s", e)
+        return None
+
+
+def _chunks_by_source(index: Index) -> dict[str, list[int]]:
+    rows: dict[str, list[int]] = {}
+    for i, c in enumerate(index.chunks):
+        rows.setdefault(c.source, []).append(i)
+    return rows
+
+
+def _merge(kept, kept_vectors, new, new_vectors, embedder) -> tuple[list[Chunk], np.ndarray]:
+    """Kept and new chunks ordered by source and position, vectors in the same order."""
+    chunks = list(kept) + list(new)
+    parts = [v for v in (kept_vectors, new_vectors) if v is not None and len(v)]
+    vectors = np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
+    order = sorted(range(len(chunks)), key=lambda i: (chunks[i].source, chunks[i].start, chunks[i].id))
+    return [chunks[i] for i in order], np.ascontiguousarray(vectors[order], dtype=np.float32)
+
+
+def _save(folder, signature, documents, chunks, vectors, exact_max) -> Index:
+    """Write new data files, then commit by renaming the manifest over the old one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = time.strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    names = {"chunks": f"chunks-{gen}.jsonl", "vectors": f"vectors-{gen}.npy", "faiss": f"index-{gen}.faiss"}
+    with (folder / names["chunks"]).open("w", encoding="utf-8") as f:
+        for c in chunks:
+            f.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
+    with (folder / names["vectors"]).open("wb") as f:
+        np.save(f, vectors, allow_pickle=False)
+    vindex = VectorIndex.build(vectors, exact_max)
+    vindex.save(folder / names["faiss"])
+    for name in names.values():
+        _fsync(folder / name)
+    manifest = dict(signature)
+    manifest.update(
+        dim=int(vectors.shape[1]) if vectors.ndim == 2 else 0,
+        vector_index=vindex.kind,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        documents=documents,
+        files={role: {"name": n, "sha256": sha256_file(folder / n)} for role, n in names.items()},
+    )
+    tmp = folder / f".{MANIFEST}.{gen}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+    _fsync(tmp)
+    os.replace(tmp, folder / MANIFEST)
+    _remove_stale(folder, set(names.values()))
+    return Index(folder, manifest, chunks, vectors, vindex)
+
+
+def _remove_stale(folder: Path, keep: set[str]) -> None:
+    """Delete data files no manifest points to (earlier generations, interrupted builds)."""
+    for path in folder.iterdir():
+        stale_data = path.name.startswith(("chunks-", "vectors-", "index-")) and path.name not in keep
+        stale_tmp = path.name.startswith(f".{MANIFEST}.") and path.name.endswith(".tmp")
+        if stale_data or stale_tmp:
+            path.unlink(missing_ok=True)
+
+
+def _read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise IndexError_(f"no index in {folder} (run: python -m rag index)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IndexCorruptError(f"manifest.json is not valid JSON ({e.msg if hasattr(e, 'msg') else e})") from None
+    if not isinstance(manifest, dict) or "files" not in manifest or "documents" not in manifest:
+        raise IndexCorruptError("manifest.json lacks its files or documents")
+    return manifest
+
+
+def _read_chunks(path: Path) -> list[Chunk]:
+    chunks = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            chunks.append(Chunk(**json.loads(line)))
+    return chunks
+
+
+def _raw_hash(path: Path, max_file_mb: float) -> str:
+    try:
+        size = path.stat().st_size
+        if size > max_file_mb * 1024 * 1024:
+            raise DocumentError(f"file is {size / 1e6:.0f} MB, over the {max_file_mb:g} MB limit")
+        return sha256_file(path) + f":p{PARSER_VERSION}"
+    except OSError as e:
+        raise DocumentError(f"cannot read file: {e.strerror or e}") from None
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as f:
+        os.fsync(f.fileno())

@@ -1,0 +1,81 @@
+from rag.answering import finish, short_answer
+from rag.citations import check_answer, find_markers, is_refusal, strip_markers, support
+from rag.records import Chunk, Hit, Passage, Timings
+
+DOC = (
+    "The project was funded by the UK. It received a grant of 1 million pounds. "
+    "It trained 1,936 people in Vietnam."
+)
+
+
+def passages():
+    a = Chunk("a.txt#0", "a.txt", 0, len(DOC), DOC, "A")
+    b_text = "Hanoi hosted the sixth conference on trafficking."
+    b = Chunk("b.txt#0", "b.txt", 100, 100 + len(b_text), b_text, "B")
+    return [
+        Passage(1, Hit(a, 0.5, 1), 0, len(DOC), DOC),
+        Passage(2, Hit(b, 0.4, 2), 100, 100 + len(b_text), b_text),
+    ]
+
+
+def test_marker_parsing():
+    assert [m.numbers for m in find_markers("x [1] y [2, 3] z [4;5]")] == [(1,), (2, 3), (4, 5)]
+    assert strip_markers("It was big [1].") == "It was big."
+
+
+def test_invented_markers_are_dropped():
+    checked = check_answer("It received a grant of 1 million pounds [7].", passages(), "What did the UK fund?")
+    assert 7 in checked.dropped_markers
+    assert "[7]" not in checked.text
+    # the sentence is supported by passage 1, so it is re-cited there
+    assert checked.text == "It received a grant of 1 million pounds [1]."
+    assert [c.marker for c in checked.citations] == [1]
+
+
+def test_citation_span_is_the_supporting_sentence_with_exact_offsets():
+    checked = check_answer("The grant was 1 million pounds [1].", passages(), "How much was the grant?")
+    (c,) = checked.citations
+    assert c.text == "It received a grant of 1 million pounds."
+    assert DOC[c.start : c.end] == c.text
+    assert c.source == "a.txt"
+
+
+def test_wrong_marker_is_repointed_to_the_supporting_passage():
+    checked = check_answer("Hanoi hosted the sixth conference [1].", passages(), "Where was the conference?")
+    assert checked.text == "Hanoi hosted the sixth conference [2]."
+    assert checked.citations[0].source == "b.txt"
+    assert checked.citations[0].start == 100
+
+
+def test_unsupported_claim_loses_its_citation():
+    checked = check_answer("The population of Vietnam is 98.2 million [1].", passages(), "What is the population?")
+    assert checked.citations == () and checked.supported_sentences == 0
+    assert checked.unsupported == ("The population of Vietnam is 98.2 million.",)
+
+
+def test_invented_number_is_not_supported():
+    assert support("It trained 1,936 people", DOC) == 1.0
+    assert support("It trained 2,500 people", DOC) < 0.5
+
+
+def test_refusals_are_recognised():
+    assert is_refusal("The documents do not say.")
+    assert is_refusal("The passages do not mention Japan.")
+    assert not is_refusal("The UK funded a grant [1].")
+
+
+def test_unsupported_answer_abstains():
+    a = finish("What is the population?", "The population of Vietnam is 98.2 million [1].", passages(), Timings(), "q", None)
+    assert a.abstained and a.citations == () and "not supported" in a.abstain_reason
+
+
+def test_refusal_abstains_and_supported_answer_does_not():
+    a = finish("Who paid Japan?", "The documents do not say.", passages(), Timings(), "q", None)
+    assert a.abstained
+    b = finish("How many people were trained?", "It trained 1,936 people in Vietnam [1].", passages(), Timings(), "q", None)
+    assert not b.abstained and b.short_answer == "1,936"
+
+
+def test_short_answer_is_the_new_information():
+    assert short_answer("The Denver Broncos represented the AFC [1].", "Which NFL team represented the AFC?") == "Denver Broncos"
+    assert short_answer("It was signed on March 31 [1].", "When was the plan signed?") == "March 31"

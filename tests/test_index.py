@@ -1,0 +1,165 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.embedding import HashingEmbedder
+from rag.errors import IndexCorruptError, IndexMismatchError
+from rag.retrieval import HybridRetriever, reciprocal_rank_fusion
+from rag.store import load_index, settings_signature, update_index
+from rag.vectors import VectorIndex
+
+from conftest import UK_DOC
+
+
+class CountingEmbedder(HashingEmbedder):
+    """The hashing embedder, recording which texts it was asked to embed."""
+
+    def __init__(self, dim=128):
+        super().__init__(dim)
+        self.seen: list[str] = []
+
+    def embed(self, texts):
+        self.seen.extend(texts)
+        return super().embed(texts)
+
+
+def build(docs: Path, index: Path, embedder=None, size=300, overlap=50):
+    return update_index(docs, index, embedder or CountingEmbedder(), size, overlap)
+
+
+def test_faiss_topk_equals_brute_force():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(500, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = VectorIndex.build(vectors)
+    for q in rng.normal(size=(20, 64)).astype(np.float32):
+        q /= np.linalg.norm(q)
+        ids, scores = index.search(q, 10)
+        brute = np.argsort(-(vectors @ q), kind="stable")[:10]
+        assert ids == brute.tolist()
+        np.testing.assert_allclose(scores, (vectors @ q)[brute], rtol=1e-5)
+
+
+def test_hnsw_recall_against_exact():
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(3000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    hnsw = VectorIndex.build(vectors, exact_max=1000)
+    assert hnsw.kind == "hnsw"
+    found = 0
+    queries = rng.normal(size=(50, 32)).astype(np.float32)
+    for q in queries:
+        exact = set(np.argsort(-(vectors @ q))[:10].tolist())
+        found += len(exact & set(hnsw.search(q, 10)[0]))
+    assert found / 500 >= 0.9
+
+
+def test_save_load_round_trip(docs, tmp_path):
+    index, report = build(docs, tmp_path / "ix")
+    assert sorted(report.added) == sorted(p.name for p in docs.iterdir())
+    loaded = load_index(tmp_path / "ix")
+    assert loaded.chunks == index.chunks
+    np.testing.assert_array_equal(loaded.vectors, index.vectors)
+    q = index.vectors[3]
+    assert loaded.vector_index.search(q, 5) == index.vector_index.search(q, 5)
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    assert manifest["format_version"] == 1 and manifest["dim"] == 128
+    assert manifest["chunking"] == {"splitter": "recursive-v1", "size": 300, "overlap": 50}
+    assert set(manifest["documents"]) == {p.name for p in docs.iterdir()}
+    # chunks file is readable JSONL with exact offsets
+    chunks_file = tmp_path / "ix" / manifest["files"]["chunks"]["name"]
+    first = json.loads(chunks_file.read_text().splitlines()[0])
+    text = (docs / first["source"]).read_text()
+    assert text[first["start"] : first["end"]] == first["text"]
+
+
+def test_incremental_update_embeds_only_the_changed_file(docs, tmp_path):
+    build(docs, tmp_path / "ix")
+    (docs / UK_DOC).write_text((docs / UK_DOC).read_text() + "\nA new closing sentence about grants.\n")
+    (docs / "new.txt").write_text("A brand new document about cooperation.")
+    embedder = CountingEmbedder()
+    index, report = build(docs, tmp_path / "ix", embedder)
+    assert report.updated == [UK_DOC] and report.added == ["new.txt"] and not report.removed
+    assert len(report.unchanged) == 1
+    sources = {c.source for c in index.chunks}
+    changed_chunks = [c.text for c in index.chunks if c.source in (UK_DOC, "new.txt")]
+    assert sorted(embedder.seen) == sorted(changed_chunks)  # nothing else was embedded
+    assert sources == {p.name for p in docs.iterdir()}
+    # vectors of unchanged chunks were reused and still match a fresh embedding
+    fresh = CountingEmbedder().embed([c.text for c in index.chunks])
+    np.testing.assert_allclose(index.vectors, fresh, atol=1e-6)
+
+
+def test_nothing_changed_embeds_nothing_and_writes_nothing(docs, tmp_path):
+    build(docs, tmp_path / "ix")
+    before = sorted(p.name for p in (tmp_path / "ix").iterdir())
+    embedder = CountingEmbedder()
+    _, report = build(docs, tmp_path / "ix", embedder)
+    assert not report.changed and embedder.seen == []
+    assert sorted(p.name for p in (tmp_path / "ix").iterdir()) == before
+
+
+def test_removed_document_is_dropped(docs, tmp_path):
+    build(docs, tmp_path / "ix")
+    (docs / UK_DOC).unlink()
+    index, report = build(docs, tmp_path / "ix")
+    assert report.removed == [UK_DOC]
+    assert all(c.source != UK_DOC for c in index.chunks)
+    assert len(index.vectors) == len(index.chunks) == index.vector_index.index.ntotal
+
+
+def test_changed_settings_rebuild_with_a_reason(docs, tmp_path):
+    build(docs, tmp_path / "ix", size=300)
+    with pytest.raises(IndexMismatchError):
+        load_index(tmp_path / "ix", settings_signature(HashingEmbedder(128), 500, 50))
+    embedder = CountingEmbedder()
+    index, report = build(docs, tmp_path / "ix", embedder, size=500)
+    assert "chunking" in report.rebuilt_reason
+    assert len(embedder.seen) == len(index.chunks)
+
+
+def test_truncated_index_file_is_detected_and_rebuilt(docs, tmp_path):
+    index, _ = build(docs, tmp_path / "ix")
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    vec = tmp_path / "ix" / manifest["files"]["vectors"]["name"]
+    vec.write_bytes(vec.read_bytes()[:-100])
+    with pytest.raises(IndexCorruptError):
+        load_index(tmp_path / "ix")
+    rebuilt, report = build(docs, tmp_path / "ix")
+    assert "checksum" in report.rebuilt_reason
+    assert rebuilt.chunks == index.chunks
+    load_index(tmp_path / "ix")  # loads cleanly again
+
+
+def test_interrupted_build_leaves_previous_index_loadable(docs, tmp_path, monkeypatch):
+    index, _ = build(docs, tmp_path / "ix")
+    (docs / "new.txt").write_text("Another document.")
+
+    def crash(self, path):
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(VectorIndex, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        build(docs, tmp_path / "ix")
+    assert load_index(tmp_path / "ix").chunks == index.chunks
+
+
+def test_rrf_is_a_pure_fusion_of_ranks():
+    fused = reciprocal_rank_fusion([[1, 2, 3], [3, 2, 4]], k=60)
+    scores = dict(fused)
+    assert scores[2] == pytest.approx(2 / 62)
+    assert scores[3] == pytest.approx(1 / 63 + 1 / 61)
+    assert [i for i, _ in fused][:2] == [3, 2]
+    assert scores[4] == pytest.approx(1 / 63)
+
+
+def test_hybrid_retrieval_finds_the_grant(docs, tmp_path):
+    embedder = HashingEmbedder(256)
+    index, _ = build(docs, tmp_path / "ix", embedder)
+    hits = HybridRetriever(index, embedder).search("What did the UK fund?", 3)
+    assert hits[0].chunk.source == UK_DOC
+    assert any("1 million pounds" in h.chunk.text for h in hits)
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert all(h.score > 0 and h.dense_score is not None for h in hits)
