@@ -140,10 +140,10 @@ def _emit(obj: dict) -> None:
     sys.stdout.flush()
 
 
-def _answer_batch(pipeline, path: Path) -> int:
+def _answer_batch(pipeline, rows: list[dict]) -> int:
     from .errors import QuestionError
 
-    for row in read_questions(path):
+    for row in rows:
         qid = None if row.get("id") is None else str(row["id"])
         try:
             _emit(pipeline.ask(row["question"], qid=qid).to_json())
@@ -152,25 +152,27 @@ def _answer_batch(pipeline, path: Path) -> int:
     return 0
 
 
-def _check_question_first(args) -> None:
-    """Refuse a bad question before spending seconds on the index and models."""
+def _check_input_first(args) -> list[dict] | None:
+    """Refuse a bad question or questions file before spending seconds on the index and models."""
     from .pipeline import clean_question
 
-    if args.question is not None:
-        clean_question(args.question, settings_from_args(args).max_question_chars)
+    if args.questions:
+        if not args.json:
+            raise RagError("--questions needs --json")
+        return list(read_questions(args.questions))
+    if args.question is None:
+        raise RagError("give a question (or --questions FILE.jsonl)")
+    clean_question(args.question, settings_from_args(args).max_question_chars)
+    return None
 
 
 def cmd_search(args) -> int:
     from .records import hit_json
 
-    _check_question_first(args)
+    rows = _check_input_first(args)
     pipeline = _pipeline(args)
-    if args.questions:
-        if not args.json:
-            raise RagError("--questions needs --json")
-        return _answer_batch(pipeline, args.questions)
-    if args.question is None:
-        raise RagError("give a question (or --questions FILE.jsonl)")
+    if rows is not None:
+        return _answer_batch(pipeline, rows)
     hits = pipeline.search(args.question, args.k)
     if args.json:
         _emit({"question": args.question, "passages": [hit_json(h) for h in hits]})
@@ -185,14 +187,10 @@ def cmd_search(args) -> int:
 def cmd_ask(args) -> int:
     from .pipeline import Done, Token
 
-    _check_question_first(args)
+    rows = _check_input_first(args)
     pipeline = _pipeline(args)
-    if args.questions:
-        if not args.json:
-            raise RagError("--questions needs --json")
-        return _answer_batch(pipeline, args.questions)
-    if args.question is None:
-        raise RagError("give a question (or --questions FILE.jsonl)")
+    if rows is not None:
+        return _answer_batch(pipeline, rows)
     if args.json:
         _emit(pipeline.ask(args.question).to_json())
         return 0
