@@ -22,7 +22,8 @@ from typing import Iterator, Sequence
 
 from .answering import abstain_early, finish, retrieval_evidence
 from .embedding import Embedder, make_embedder
-from .errors import GenerationError, QuestionError
+from .documents import load_file
+from .errors import DocumentError, GenerationError, QuestionError
 from .generation import Generator, Usage, make_generator
 from .keyword import content_words
 from .prompting import build_messages, select_passages
@@ -70,6 +71,7 @@ class Pipeline:
         self._generate_lock = threading.Lock()
         self._index_lock = threading.Lock()
         self.last_report: UpdateReport | None = None
+        self._doc_cache: dict[tuple[str, str], str] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, build: bool = True, generator: Generator | None = None) -> "Pipeline":
@@ -94,6 +96,37 @@ class Pipeline:
             self.index = index  # one reference swap: readers see the old or the new index, whole
         self.last_report = report
         return report
+
+    def document_text(self, source: str) -> str | None:
+        """The text of an indexed document (None if it is gone or changed since indexing)."""
+        entry = self.index.documents.get(source)
+        if entry is None:
+            return None
+        key = (source, entry["sha256"])
+        if key not in self._doc_cache:
+            docs = self.settings.docs_dir.resolve()
+            path = (docs / source).resolve()
+            if docs not in path.parents:
+                return None
+            try:
+                doc = load_file(path, source, self.settings.max_file_mb)
+            except DocumentError:
+                return None
+            if doc.sha256 != entry["sha256"]:
+                return None
+            if len(self._doc_cache) > 64:
+                self._doc_cache.clear()
+            self._doc_cache[key] = doc.text
+        return self._doc_cache[key]
+
+    def remove_document(self, source: str) -> UpdateReport:
+        """Delete a document file from the documents folder and drop it from the index."""
+        docs = self.settings.docs_dir.resolve()
+        path = (docs / source).resolve()
+        if docs not in path.parents or not path.is_file():
+            raise DocumentError(f"no such document: {source}")
+        path.unlink()
+        return self.update_index()
 
     @property
     def generator(self) -> Generator:

@@ -65,6 +65,13 @@ class Settings:
     max_upload_mb: float = 20.0
     max_file_mb: float = 60.0
 
+    def __post_init__(self) -> None:
+        # Accept strings for folders (Settings(docs_dir="docs")): every stage can rely on Path.
+        for name in ("docs_dir", "index_dir", "cache_dir"):
+            value = getattr(self, name)
+            if not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+
     @classmethod
     def load(
         cls,

@@ -1,0 +1,116 @@
+"""HTML and Markdown for showing answers and sources (used by the web UI; pure functions).
+
+Citation markers become links to their source card (`#src-<turn>-<n>`); each card shows the
+passage with the cited span in `<mark>`, and a fold-out with the whole document, span marked.
+
+>>> linked_answer("Paris [1].", turn=3)
+'Paris <a class="cite" href="#src-3-1">[1]</a>.'
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Sequence
+
+from .records import Answer, Citation, Passage
+
+DOC_VIEW_MAX_CHARS = 200_000  # larger documents show a window around the span
+
+
+def linked_answer(text: str, turn: int) -> str:
+    """Answer text with each `[n]` as a link to source card n of this turn."""
+    return re.sub(r"\[(\d+)\]", lambda m: f'<a class="cite" href="#src-{turn}-{m.group(1)}">[{m.group(1)}]</a>', text)
+
+
+def answer_markdown(answer: Answer, turn: int) -> str:
+    """The chat message: the short answer in bold first, then the cited answer (or the abstention)."""
+    if answer.abstained:
+        reason = html.escape(answer.abstain_reason or "no supporting passage")
+        return f"**{answer.answer}**\n\n<small>Not answered: {reason}. The passages searched are listed under Sources.</small>"
+    head = f"**{_md_escape(answer.short_answer)}**\n\n" if answer.short_answer else ""
+    body = linked_answer(_md_escape(answer.answer), turn)
+    unsupported = answer.extra.get("unsupported") or []
+    note = ""
+    if unsupported:
+        note = "\n\n<small>⚠ Not supported by any passage, so shown without a citation: " + html.escape(" ".join(unsupported)) + "</small>"
+    return head + body + note
+
+
+def sources_html(
+    passages: Sequence[Passage], citations: Sequence[Citation], turn: int, search_query: str = "",
+    question: str = "", documents: dict[str, str] | None = None, status: str = "",
+) -> str:
+    """The sources panel: rewritten query, then one card per passage, cited spans highlighted."""
+    cited = {c.marker: c for c in citations}
+    parts = ['<div class="sources">']
+    if status:
+        parts.append(f'<p class="status">{html.escape(status)}</p>')
+    if search_query and search_query != question:
+        parts.append(f'<p class="query">Searched for: <q>{html.escape(search_query)}</q></p>')
+    if not passages:
+        parts.append("<p>No passages.</p>")
+    for p in passages:
+        parts.append(_card(p, cited.get(p.number), turn, (documents or {}).get(p.hit.chunk.source)))
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def _card(p: Passage, citation: Citation | None, turn: int, doc_text: str | None) -> str:
+    chunk = p.hit.chunk
+    span = (citation.start, citation.end) if citation else None
+    body = _marked(p.text, p.start, span)
+    link = f' · <a href="{html.escape(chunk.url)}" target="_blank" rel="noopener">source link</a>' if chunk.url else ""
+    cls = "card cited" if citation else "card"
+    badge = "cited" if citation else "not cited"
+    out = [
+        f'<div class="{cls}" id="src-{turn}-{p.number}">',
+        f'<div class="card-head"><b>[{p.number}]</b> {html.escape(chunk.title)}</div>',
+        f'<div class="card-meta">{html.escape(chunk.source)} · chars {p.start}–{p.end} · score {p.hit.score:.3f} · {badge}{link}</div>',
+        f'<div class="passage">{body}</div>',
+    ]
+    if doc_text is not None:
+        out.append(f"<details><summary>Open the whole document</summary><div class=\"doc\">{document_html(doc_text, span or (p.start, p.end))}</div></details>")
+    out.append("</div>")
+    return "\n".join(out)
+
+
+def document_html(text: str, span: tuple[int, int]) -> str:
+    """The document text with `span` in <mark>; very long documents show a window around it."""
+    start, end = span
+    lo, hi = 0, len(text)
+    if len(text) > DOC_VIEW_MAX_CHARS:
+        lo = max(0, start - DOC_VIEW_MAX_CHARS // 2)
+        hi = min(len(text), end + DOC_VIEW_MAX_CHARS // 2)
+    prefix = f"<p><i>(characters {lo}–{hi} of {len(text)})</i></p>" if (lo, hi) != (0, len(text)) else ""
+    return prefix + _marked(text[lo:hi], lo, span)
+
+
+def _marked(text: str, offset: int, span: tuple[int, int] | None) -> str:
+    """Escape `text` (which starts at document offset `offset`) and wrap `span` in <mark>."""
+    if span is None:
+        return html.escape(text).replace("\n", "<br>")
+    s = max(span[0] - offset, 0)
+    e = min(span[1] - offset, len(text))
+    if e <= s:
+        return html.escape(text).replace("\n", "<br>")
+    pieces = (html.escape(text[:s]), f"<mark>{html.escape(text[s:e])}</mark>", html.escape(text[e:]))
+    return "".join(pieces).replace("\n", "<br>")
+
+
+def _md_escape(text: str) -> str:
+    """Keep the model's text from being read as Markdown or HTML (it is data, not markup)."""
+    text = html.escape(text, quote=False)
+    return re.sub(r"([*_`#])", r"\\\1", text)
+
+
+CSS = """
+.sources .card { border: 1px solid #ddd; border-radius: 8px; padding: 8px 10px; margin: 8px 0; }
+.sources .card.cited { border-color: #e0a800; }
+.sources .card:target { outline: 3px solid #ff9800; background: #fff8e1; }
+.sources .card-meta { color: #666; font-size: 0.85em; margin: 2px 0 6px; }
+.sources mark { background: #ffe066; padding: 0 1px; }
+.sources .doc { max-height: 360px; overflow-y: auto; font-size: 0.9em; border-top: 1px dashed #ccc; padding-top: 6px; }
+.sources .query, .sources .status { color: #555; font-style: italic; }
+a.cite { text-decoration: none; font-weight: 600; }
+"""

@@ -1,0 +1,233 @@
+"""The chat in the browser: `python ui.py [--port 7860] [--host 127.0.0.1] [--docs seeds] [--index index]`.
+
+A thin Gradio wrapper around `rag.Pipeline`: it streams the pipeline's events into the page and
+renders them with `rag.present`. It holds no retrieval or prompting logic.
+"""
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+import gradio as gr
+
+from rag.cli import settings_from_args
+from rag.documents import SUPPORTED_SUFFIXES
+from rag.errors import RagError
+from rag.pipeline import Done, Pipeline, Retrieved, Token
+from rag.present import CSS, answer_markdown, sources_html
+
+log = logging.getLogger("ui")
+
+EXAMPLES = [
+    "What did the UK fund?",
+    "Where was the 6th Greater Mekong Subregion Ministerial Conference on Human Trafficking held?",
+    "Who signed the Joint Action Plan with the UK?",
+]
+_STOPS: dict[str, threading.Event] = {}  # one stop flag per browser session, keyed by session hash
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Local cited Q&A chat in the browser.")
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 opens it to the network: use --auth)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    p.add_argument("--auth", default=os.environ.get("RAG_UI_AUTH"), help="user:password required to open the page")
+    for flag in ("--docs", "--index", "--settings"):
+        p.add_argument(flag, type=Path)
+    for flag in ("--embedder", "--generator", "--engine"):
+        p.add_argument(flag)
+    p.add_argument("--no-warm-up", action="store_true", help="load the model on the first question instead")
+    return p.parse_args(argv)
+
+
+def build_app(pipeline: Pipeline):
+    """The Gradio Blocks app for a ready pipeline."""
+    s = pipeline.settings
+    with gr.Blocks(title="Local cited Q&A") as app:
+        gr.Markdown("## Ask your documents\nAnswers come from a local model and cite the passages they use. Nothing leaves this machine.")
+        history = gr.State([])  # [(question, answer text)] of this browser session only
+        turn = gr.State(0)
+        with gr.Row():
+            with gr.Column(scale=3):
+                chat = gr.Chatbot(label="Chat", height=520, examples=[{"text": q} for q in EXAMPLES],
+                                  placeholder="Ask a question about the documents.", elem_id="chat")
+                with gr.Row():
+                    box = gr.Textbox(placeholder="Ask a question and press Enter", show_label=False, scale=5, elem_id="question")
+                    send = gr.Button("Ask", variant="primary", scale=1)
+                    stop = gr.Button("Stop", scale=1, elem_id="stop")
+            with gr.Column(scale=2):
+                gr.Markdown("### Sources")
+                sources = gr.HTML("<p>The passages used for the answer will appear here.</p>", elem_id="sources")
+        with gr.Accordion("Settings", open=False):
+            k = gr.Slider(1, 10, value=s.top_k, step=1, label="Passages given to the model")
+            max_tokens = gr.Slider(16, 512, value=s.max_new_tokens, step=16, label="Max answer length (tokens)")
+            gr.Textbox(value=_engine_line(pipeline), label="Engine and models", interactive=False)
+        with gr.Accordion("Documents", open=False):
+            doc_list = gr.Dataframe(value=_doc_rows(pipeline), headers=["document", "title", "chunks"], interactive=False)
+            upload = gr.File(label=f"Add documents ({', '.join(SUPPORTED_SUFFIXES)}; up to {s.max_upload_mb:g} MB each)",
+                             file_count="multiple", file_types=list(SUPPORTED_SUFFIXES))
+            with gr.Row():
+                remove_choice = gr.Dropdown(choices=sorted(pipeline.index.documents), label="Remove a document")
+                remove = gr.Button("Remove")
+            doc_status = gr.Markdown("")
+
+        def respond(message, chat_msgs, hist, turn_no, k_value, max_new, request: gr.Request):
+            yield from _respond(pipeline, message, chat_msgs, hist, turn_no, int(k_value), int(max_new), _stop_flag(request))
+
+        inputs = [box, chat, history, turn, k, max_tokens]
+        outputs = [chat, sources, history, turn, box]
+        ev1 = box.submit(respond, inputs, outputs, api_visibility="private")
+        ev2 = send.click(respond, inputs, outputs, api_visibility="private")
+        def pick_example(evt: gr.SelectData):
+            return evt.value["text"]
+
+        chat.example_select(pick_example, None, box, api_visibility="private")
+
+        def stop_now(request: gr.Request):
+            _stop_flag(request).set()
+
+        stop.click(stop_now, None, None, cancels=[ev1, ev2], queue=False, api_visibility="private")
+
+        def on_upload(files):
+            return _add_uploads(pipeline, files)
+
+        upload.upload(on_upload, upload, [doc_status, doc_list, remove_choice, upload], api_visibility="private")
+
+        def on_remove(source):
+            return _remove(pipeline, source)
+
+        remove.click(on_remove, remove_choice, [doc_status, doc_list, remove_choice], api_visibility="private")
+
+        def ask(question: str) -> dict:
+            """Answer one question; returns the same JSON object as `python -m rag ask --json`."""
+            try:
+                return pipeline.ask(question).to_json()
+            except RagError as e:
+                return {"question": question, "error": str(e)}
+
+        gr.api(ask, api_name="ask")
+    return app
+
+
+def _stop_flag(request) -> threading.Event:
+    key = getattr(request, "session_hash", None) or "default"
+    return _STOPS.setdefault(key, threading.Event())
+
+
+def _respond(pipeline, message, chat_msgs, hist, turn_no, k, max_new, stop_flag):
+    """Stream one answer: passages first, then tokens, then the checked answer with linked citations."""
+    stop_flag.clear()
+    turn_no += 1
+    chat_msgs = list(chat_msgs or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": "…"}]
+    panel = sources_html([], [], turn_no, status="Searching…")
+    yield chat_msgs, panel, hist, turn_no, ""
+    raw = ""
+    try:
+        for event in pipeline.ask_stream(message, history=hist, k=k, max_new_tokens=max_new, stop_event=stop_flag):
+            if isinstance(event, Retrieved):
+                panel = sources_html(event.passages, [], turn_no, event.search_query, message, status="Writing the answer…")
+                yield chat_msgs, panel, hist, turn_no, ""
+            elif isinstance(event, Token):
+                raw += event.text
+                chat_msgs[-1] = {"role": "assistant", "content": raw}
+                yield chat_msgs, panel, hist, turn_no, ""
+            elif isinstance(event, Done):
+                a = event.answer
+                docs = {p.hit.chunk.source: pipeline.document_text(p.hit.chunk.source) for p in a.passages}
+                chat_msgs[-1] = {"role": "assistant", "content": answer_markdown(a, turn_no)}
+                status = "Stopped." if stop_flag.is_set() else ""
+                panel = sources_html(a.passages, a.citations, turn_no, a.search_query, a.question,
+                                     {k_: v for k_, v in docs.items() if v is not None}, status)
+                hist = list(hist) + [(a.question, a.short_answer or a.answer)] if not a.abstained else list(hist)
+                yield chat_msgs, panel, hist, turn_no, ""
+    except RagError as e:
+        chat_msgs[-1] = {"role": "assistant", "content": f"⚠ {e}"}
+        yield chat_msgs, sources_html([], [], turn_no, status="No answer."), hist, turn_no, ""
+
+
+def _engine_line(pipeline: Pipeline) -> str:
+    g = pipeline.generator
+    return f"engine: {g.name} · generator: {g.model_name} · embedder: {pipeline.settings.embedder}"
+
+
+def _doc_rows(pipeline: Pipeline) -> list[list]:
+    return [[name, d.get("title", ""), d.get("chunks", 0)] for name, d in sorted(pipeline.index.documents.items())]
+
+
+def _add_uploads(pipeline: Pipeline, files):
+    messages = []
+    docs_dir = pipeline.settings.docs_dir
+    for f in files or []:
+        path = Path(getattr(f, "name", f))
+        name = safe_upload_name(path.name)
+        if name is None:
+            messages.append(f"✗ {path.name}: only {', '.join(SUPPORTED_SUFFIXES)} files are accepted")
+            continue
+        size_mb = path.stat().st_size / 1e6
+        if size_mb > pipeline.settings.max_upload_mb:
+            messages.append(f"✗ {name}: {size_mb:.1f} MB is over the {pipeline.settings.max_upload_mb:g} MB limit")
+            continue
+        shutil.copyfile(path, docs_dir / name)
+        messages.append(f"added {name}")
+    try:
+        report = pipeline.update_index()
+        for sk in report.skipped:
+            messages.append(f"✗ {sk.source}: {sk.reason} (not indexed)")
+        messages.append(f"index: {report.summary()}")
+    except RagError as e:
+        messages.append(f"✗ {e}")
+    return "\n\n".join(messages), _doc_rows(pipeline), gr.Dropdown(choices=sorted(pipeline.index.documents)), None
+
+
+def safe_upload_name(name: str):
+    """A plain file name inside the documents folder, or None if the type is not accepted."""
+    base = Path(name.replace("\\", "/")).name.strip().lstrip(".")
+    if not base or Path(base).suffix.lower() not in SUPPORTED_SUFFIXES:
+        return None
+    return base
+
+
+def _remove(pipeline: Pipeline, source):
+    if not source:
+        return "Choose a document to remove.", _doc_rows(pipeline), gr.Dropdown(choices=sorted(pipeline.index.documents))
+    try:
+        report = pipeline.remove_document(source)
+        msg = f"removed {source}; index: {report.summary()}"
+    except RagError as e:
+        msg = f"✗ {e}"
+    return msg, _doc_rows(pipeline), gr.Dropdown(choices=sorted(pipeline.index.documents), value=None)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = settings_from_args(args)
+        pipeline = Pipeline.from_settings(settings)
+        report = pipeline.last_report
+        if report is not None and report.changed:
+            print(f"index: {report.summary()}", flush=True)
+        if not args.no_warm_up:
+            print("loading models…", flush=True)
+            pipeline.warm_up()
+    except RagError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    app = build_app(pipeline)
+    app.queue(default_concurrency_limit=4)
+    auth = tuple(args.auth.split(":", 1)) if args.auth and ":" in args.auth else None
+    if args.host not in ("127.0.0.1", "localhost") and auth is None:
+        print("warning: listening beyond this machine without --auth: anyone who can reach it can use it", flush=True)
+    app.launch(server_name=args.host, server_port=args.port, auth=auth, css=CSS, prevent_thread_lock=True,
+               max_file_size=f"{int(settings.max_upload_mb)}mb", footer_links=["api"], quiet=True)
+    print(f"ready: http://{args.host}:{args.port}", flush=True)
+    app.block_thread()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
