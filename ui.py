@@ -80,7 +80,7 @@ def build_app(pipeline: Pipeline):
 
         inputs = [box, chat, history, turn, k, max_tokens]
         outputs = [chat, sources, history, turn, box]
-        ev1 = box.submit(respond, inputs, outputs, api_visibility="private")
+        ev1 = box.submit(respond, inputs, outputs, api_name="chat")
         ev2 = send.click(respond, inputs, outputs, api_visibility="private")
         def pick_example(evt: gr.SelectData):
             return evt.value["text"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from .citations import _stem, check_answer, is_refusal, strip_markers
-from .keyword import STOPWORDS, content_words
+from .citations import check_answer, is_refusal, strip_markers
+from .keyword import STOPWORDS, content_words, stem
 from .records import Answer, Hit, Passage, Timings
 
 NOT_FOUND = "The documents do not say."
@@ -29,9 +29,9 @@ def retrieval_evidence(question: str, hits: Sequence[Hit], idf) -> tuple[float, 
         return best_dense, 0.0
     present: set[str] = set()
     for h in hits[:3]:
-        present |= {_stem(w) for w in content_words(h.chunk.text)}
+        present |= {stem(w) for w in content_words(h.chunk.text)}
     total = sum(idf(w) for w in wanted)
-    found = sum(idf(w) for w in wanted if _stem(w) in present)
+    found = sum(idf(w) for w in wanted if stem(w) in present)
     return best_dense, found / total if total else 0.0
 
 
@@ -42,12 +42,12 @@ def short_answer(claim: str, question: str) -> str:
     For how-many/when questions a run with a number is preferred.
     """
     claim = strip_markers(claim).rstrip(".!?")
-    asked = {_stem(w) for w in content_words(question)}
+    asked = {stem(w) for w in content_words(question)}
     words = _WORD.findall(claim)
     runs: list[list[str]] = [[]]
     for w in words:
         norm = [t for t in content_words(w)]
-        if norm and all(_stem(t) in asked for t in norm):
+        if norm and all(stem(t) in asked for t in norm):
             runs.append([])
         else:
             runs[-1].append(w)

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from .keyword import content_words
+from .keyword import content_words, stem
 from .records import Citation, Passage
 from .text import sentence_spans
 
@@ -76,10 +76,10 @@ def support(claim: str, evidence: str, question: str = "") -> float:
     if not words:
         return 1.0 if claim.strip() else 0.0
     have = set(content_words(evidence))
-    stems = {_stem(w) for w in have}
+    stems = {stem(w) for w in have}
     if any(_NUMBER.search(w) and w not in have for w in words):
         return 0.0  # an amount, date or count the evidence does not contain: never supported
-    found = sum(1 for w in words if w in have or _stem(w) in stems)
+    found = sum(1 for w in words if w in have or stem(w) in stems)
     return found / len(words)
 
 
@@ -142,11 +142,3 @@ def _cite(p: Passage, claim: str, question: str) -> Citation:
         marker=p.number, source=chunk.source, start=p.start + s, end=p.start + e,
         text=doc_text[s:e], title=chunk.title, url=chunk.url, supported=True,
     )
-
-
-def _stem(word: str) -> str:
-    """A crude suffix strip, enough to match 'funded' with 'fund' and 'victims' with 'victim'."""
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word

@@ -30,9 +30,23 @@ def tokenize(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower())]
 
 
+def stem(word: str) -> str:
+    """A crude suffix strip, enough to match 'trained' with 'train' and 'forced' with 'force'."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if len(word) > 3 and word.endswith("e") else word
+
+
 def content_words(text: str) -> list[str]:
     """Tokens minus stopwords: what overlap checks compare."""
     return [w for w in tokenize(text) if w not in STOPWORDS]
+
+
+def terms(text: str) -> list[str]:
+    """Stemmed content words: the terms BM25 and passage selection match on."""
+    return [stem(w) for w in content_words(text)]
 
 
 class BM25:
@@ -45,7 +59,7 @@ class BM25:
         rows, cols, vals = [], [], []
         lengths = np.zeros(len(texts), dtype=np.float32)
         for row, text in enumerate(texts):
-            counts = Counter(content_words(text))
+            counts = Counter(terms(text))
             lengths[row] = sum(counts.values())
             for word, tf in counts.items():
                 rows.append(row)
@@ -62,12 +76,12 @@ class BM25:
         self.size = len(texts)
 
     def idf_of(self, word: str) -> float:
-        """Inverse document frequency of a word; unseen words count as rare."""
-        col = self.vocab.get(word)
+        """Inverse document frequency of a word (stemmed here); unseen words count as rare."""
+        col = self.vocab.get(stem(word))
         return float(self.idf[col]) if col is not None else math.log(1 + (self.size + 0.5) / 0.5)
 
     def scores(self, query: str) -> np.ndarray:
-        cols = [self.vocab[w] for w in set(content_words(query)) if w in self.vocab]
+        cols = [self.vocab[w] for w in set(terms(query)) if w in self.vocab]
         if not cols or self.size == 0:
             return np.zeros(self.size, dtype=np.float32)
         sub = self.matrix[:, cols]

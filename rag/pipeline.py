@@ -186,7 +186,7 @@ class Pipeline:
         query = self.standalone_query(question, history)
         index = self.index
         hits = HybridRetriever(index, self.embedder, self.settings.candidates, self.settings.rrf_k).search(query, k or self.settings.top_k)
-        passages = select_passages(hits, query, index.bm25.idf_of, self.settings.passage_chars)
+        passages = select_passages(hits, question, index.bm25.idf_of, self.settings.passage_chars, context=query)
         retrieve_ms = (time.perf_counter() - t0) * 1000
         yield Retrieved(tuple(passages), query)
         dense, overlap = retrieval_evidence(query, hits, index.bm25.idf_of)

@@ -15,7 +15,7 @@ from string import Template
 from typing import Callable, Sequence
 
 from .errors import RagError
-from .keyword import content_words
+from .keyword import terms
 from .records import Hit, Passage
 from .text import sentence_spans
 
@@ -33,17 +33,20 @@ def render(template: str, **values: str) -> str:
 
 
 def select_passages(
-    hits: Sequence[Hit], question: str, idf: Callable[[str], float], max_chars: int
+    hits: Sequence[Hit], question: str, idf: Callable[[str], float], max_chars: int, context: str = "",
 ) -> list[Passage]:
     """For each hit, the best-matching window of whole sentences of at most `max_chars`.
 
+    Words of `question` count fully; words only in `context` (a follow-up's borrowed words) count a
+    quarter, so "How many people did it train?" still lands on the sentence about training.
     Windows that overlap an earlier one from the same document are dropped (chunks overlap).
     """
-    wanted = set(content_words(question))
+    weights = {t: 0.25 * idf(t) for t in terms(context)}
+    weights.update({t: idf(t) for t in terms(question)})
     passages: list[Passage] = []
     taken: list[tuple[str, int, int]] = []
     for hit in hits:
-        start, end = _best_window(hit, wanted, idf, max_chars)
+        start, end = _best_window(hit, weights, max_chars)
         if any(src == hit.chunk.source and s < end and start < e for src, s, e in taken):
             continue
         taken.append((hit.chunk.source, start, end))
@@ -52,13 +55,13 @@ def select_passages(
     return passages
 
 
-def _best_window(hit: Hit, wanted: set[str], idf: Callable[[str], float], max_chars: int) -> tuple[int, int]:
+def _best_window(hit: Hit, weights: dict[str, float], max_chars: int) -> tuple[int, int]:
     """Document offsets of the best sentence grown by neighbours up to max_chars."""
     c = hit.chunk
     spans = [(s + c.start, e + c.start) for s, e in sentence_spans(c.text)]
     if not spans:
         return c.start, c.end
-    scores = [sum(idf(w) for w in set(content_words(c.text[s - c.start : e - c.start])) & wanted) for s, e in spans]
+    scores = [sum(weights.get(t, 0.0) for t in set(terms(c.text[s - c.start : e - c.start]))) for s, e in spans]
     best = max(range(len(spans)), key=lambda i: (scores[i], -i))
     lo = hi = best
     # Grow towards the better-scoring neighbour first; the sentence before often names the subject.
@@ -79,12 +82,11 @@ def _best_window(hit: Hit, wanted: set[str], idf: Callable[[str], float], max_ch
 
 
 def format_passages(passages: Sequence[Passage]) -> str:
-    """Numbered passages, each quoted so the model treats its text as data."""
-    lines = []
-    for p in passages:
-        title = p.hit.chunk.title
-        lines.append(f'[{p.number}] (from "{title}")\n"""\n{p.text.replace(chr(34) * 3, chr(34))}\n"""')
-    return "\n".join(lines)
+    """Numbered passages, each quoted so the model treats its text as data.
+
+    No titles: they cost prompt tokens (time to first token), and the passage text carries the content.
+    """
+    return "\n".join(f'[{p.number}]\n"""\n{p.text.replace(chr(34) * 3, chr(34))}\n"""' for p in passages)
 
 
 def format_history(history: Sequence[tuple[str, str]]) -> str:

@@ -1,0 +1,150 @@
+"""The real app in a subprocess, driven through gradio_client and a headless browser."""
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import SEEDS, UK_DOC
+from uiapp import App
+
+FAKE = {"RAG_EMBEDDER": "hashing", "RAG_ENGINE": "echo"}
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def fake_app(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ui")
+    shutil.copytree(SEEDS, base / "docs")
+    app = App(base / "docs", base / "index", env=FAKE)
+    yield app
+    app.stop()
+
+
+def text_of(message: dict) -> str:
+    """Chat message content: a string, or (gradio 6 client) a list of {"type": "text", "text": ...}."""
+    content = message["content"]
+    return content if isinstance(content, str) else " ".join(part.get("text", "") for part in content)
+
+
+def client(app):
+    from gradio_client import Client
+
+    return Client(app.url, verbose=False)
+
+
+def test_ask_endpoint_returns_the_cli_json(fake_app):
+    out = client(fake_app).predict("What did the UK fund?", api_name="/ask")
+    assert set(out) >= {"question", "answer", "abstained", "citations", "passages", "timings"}
+    assert not out["abstained"]
+    c = out["citations"][0]
+    assert c["source"] == UK_DOC and "1 million pounds" in c["text"]
+    assert (SEEDS / UK_DOC).read_text()[c["start"] : c["end"]] == c["text"]
+
+
+def test_ask_endpoint_reports_bad_questions(fake_app):
+    out = client(fake_app).predict("   ", api_name="/ask")
+    assert "empty" in out["error"]
+
+
+def test_chat_endpoint_streams_answer_and_sources(fake_app):
+    chat, sources, box = client(fake_app).predict("What did the UK fund?", [], 4, 160, api_name="/chat")
+    answer = text_of(chat[-1])
+    assert 'href="#src-1-1"' in answer
+    assert "<mark>" in sources and "1 million pounds" in sources.split("<mark>")[1].split("</mark>")[0]
+
+
+def test_two_sessions_at_once_get_their_own_answers(fake_app):
+    questions = {"uk": "What did the UK fund?", "hanoi": "Who delivered the opening speech at IMM6?"}
+    results = {}
+
+    def ask(key):
+        results[key] = client(fake_app).predict(questions[key], [], 4, 160, api_name="/chat")
+
+    threads = [threading.Thread(target=ask, args=(k,)) for k in questions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert "1 million pounds" in results["uk"][1] and "UK" in text_of(results["uk"][0][-1])
+    assert "Bui Thanh Son" in text_of(results["hanoi"][0][-1])
+    assert text_of(results["uk"][0][0]) == questions["uk"]
+    assert text_of(results["hanoi"][0][0]) == questions["hanoi"]
+
+
+def test_follow_up_is_rewritten_with_the_previous_turn(tmp_path):
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+    shutil.copytree(SEEDS, tmp_path / "docs")
+    p = Pipeline.from_settings(Settings(docs_dir=tmp_path / "docs", index_dir=tmp_path / "ix", embedder="hashing", engine="echo"))
+    first = p.ask("What did the UK fund?")
+    follow = p.ask("How many people did it train?", history=[(first.question, first.short_answer or first.answer)])
+    assert follow.search_query != follow.question and "fund" in follow.search_query
+    assert any("1,936" in x.text for x in follow.passages)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_browser_click_citation_highlights_the_grant(fake_app):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "ui-citation.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(fake_app.url)
+            page.wait_for_selector("#question textarea", timeout=60_000)
+            page.fill("#question textarea", "What did the UK fund?")
+            page.press("#question textarea", "Enter")
+            page.wait_for_selector("#sources .card", timeout=60_000)
+            page.wait_for_selector("#chat a.cite", timeout=120_000)
+            page.click("#chat a.cite >> nth=0")
+            page.wait_for_selector("#sources .card:target mark", timeout=10_000)
+            highlighted = page.inner_text("#sources .card:target mark")
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    print(f"\nscreenshot: {shot}")
+    assert "1 million pounds" in highlighted
+
+
+def test_uploads_are_checked_and_indexed(tmp_path):
+    import ui
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+    shutil.copytree(SEEDS, tmp_path / "docs")
+    p = Pipeline.from_settings(Settings(docs_dir=tmp_path / "docs", index_dir=tmp_path / "ix", embedder="hashing", engine="echo", max_upload_mb=0.01))
+    good = tmp_path / "up" / "notes.md"
+    good.parent.mkdir()
+    good.write_text("# Notes\nThe Mekong meeting agreed on a plan.")
+    bad_type = tmp_path / "up" / "run.sh"
+    bad_type.write_text("echo hi")
+    big = tmp_path / "up" / "big.txt"
+    big.write_text("x " * 20_000)
+    msg, rows, _, _ = ui._add_uploads(p, [str(good), str(bad_type), str(big)])
+    assert "added notes.md" in msg and "run.sh" in msg and "big.txt" in msg and "limit" in msg
+    assert sorted(os.listdir(tmp_path / "docs")) == sorted([*os.listdir(SEEDS), "notes.md"])
+    assert p.last_report.added == ["notes.md"] and p.last_report.chunks_embedded == 1
+    assert ["notes.md", "Notes", 1] in rows
+    msg, rows, _ = ui._remove(p, "notes.md")
+    assert "removed" in msg and not (tmp_path / "docs" / "notes.md").exists()
+    msg, _, _ = ui._remove(p, "../outside.txt")
+    assert "no such document" in msg
+
+
+def test_upload_names_cannot_escape_the_documents_folder():
+    import ui
+
+    assert ui.safe_upload_name("../../etc/passwd.txt") == "passwd.txt"
+    assert ui.safe_upload_name("..\\..\\x.md") == "x.md"
+    assert ui.safe_upload_name("report 2024 é.pdf") == "report 2024 é.pdf"
+    assert ui.safe_upload_name("evil.exe") is None
+    assert ui.safe_upload_name(".hidden.txt") == "hidden.txt"
