@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .models import ModelRef, resolve, verify
+from .models import ModelRef, hub_download, resolve, verify
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,9 @@ class SentenceTransformerEmbedder(Embedder):
             from sentence_transformers import SentenceTransformer
         except ImportError:
             raise ModelError("sentence-transformers is not installed: pip install -r requirements.txt") from None
-        local = self.ref.kind != "hub"
+        location = hub_download(self.ref.location) if self.ref.kind == "hub" else self.ref.location
         try:
-            model = SentenceTransformer(self.ref.location, device=self.device, local_files_only=local)
+            model = SentenceTransformer(location, device=self.device, local_files_only=True)
         except OSError as e:
             raise ModelError(f"cannot load embedder {self.ref.spec}: {str(e).splitlines()[0]}") from None
         log.info("loaded embedder=%s", self.ref.spec)

@@ -181,23 +181,39 @@ def assemble_parts(parts: list[Path], target: Path, expected_sha256: str) -> Non
 def hub_download(repo_id: str, filename: str | None = None) -> str:
     """A file (or whole snapshot) from the Hugging Face Hub: the local cache first, then the network.
 
-    Time-outs are short so that a machine without network gets a clear error in seconds, not a hang.
+    Offline (HF_HUB_OFFLINE=1, or the Hub's host does not resolve or answer within 3 s) it fails at
+    once with a clear message instead of waiting on retries.
     """
-    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
-    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
     try:
         from huggingface_hub import hf_hub_download, snapshot_download
     except ImportError:
         raise ModelError("huggingface_hub is not installed (it comes with transformers)") from None
-    fetch = (lambda **kw: hf_hub_download(repo_id, filename, **kw)) if filename else (lambda **kw: snapshot_download(repo_id, **kw))
+
+    def fetch(local_only: bool) -> str:
+        if filename:
+            return hf_hub_download(repo_id, filename, local_files_only=local_only)
+        return snapshot_download(repo_id, local_files_only=local_only)
+
     try:
-        return fetch(local_files_only=True)
-    except Exception:  # not cached: try the network below
+        return fetch(local_only=True)
+    except Exception:  # not in the local cache: try the network below
         pass
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or not _hub_reachable():
+        raise ModelError(f"{repo_id} is not in the local Hugging Face cache and the Hub cannot be reached (offline)")
     try:
-        return fetch()
+        return fetch(local_only=False)
     except Exception as e:
         first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise ModelError(
-            f"cannot get {repo_id} from the Hugging Face Hub (no network or not cached?): {first}"
-        ) from None
+        raise ModelError(f"cannot get {repo_id} from the Hugging Face Hub: {first}") from None
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
