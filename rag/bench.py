@@ -1,18 +1,243 @@
-"""`python -m rag bench`: speed and memory figures (filled in by the speed issue)."""
+"""`python -m rag bench`: speed and memory on this machine, next to the floors they are bound by.
+
+Every figure is measured in one run: our pipeline next to the raw engine on the same prompt, and
+next to a naive pipeline (4 whole chunks of 1,000 characters pasted into the prompt).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import random
+import resource
+import statistics
+import tempfile
+import time
 from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BENCH_QUESTIONS = [  # fixed set, about the seed documents
+    "What did the UK fund?",
+    "On what date was the Vietnam-UK Joint Action Plan signed?",
+    "Where was the 6th Greater Mekong Subregion Ministerial Conference on Human Trafficking held?",
+    "Who delivered the opening speech at IMM6?",
+]
+NAIVE_CHUNK, NAIVE_K = 1000, 4
 
 
 def add_parser(sub, common) -> None:
-    p = sub.add_parser("bench", help="measure speed and memory", description="Benchmark indexing, retrieval and generation.")
+    p = sub.add_parser("bench", help="measure speed and memory", description="Benchmark indexing, retrieval and generation on the seed documents.")
     p.add_argument("--json", dest="json_out", type=Path, help="write the figures here")
+    p.add_argument("--scale-chunks", type=int, default=100_000, help="size of the synthetic corpus for the scale test (0 = skip)")
+    p.add_argument("--repeats", type=int, default=3, help="repeats of each timing (median is reported)")
     common(p)
     p.set_defaults(func=run_bench)
 
 
 def run_bench(args) -> int:
-    from .errors import RagError
+    from .cli import settings_from_args
+    from .embedding import make_embedder
 
-    raise RagError("bench is not implemented yet")
+    settings = settings_from_args(args)
+    embedder = make_embedder(settings.embedder, Path(settings.cache_dir))
+    embedder.embed(["warm up"])  # model load is not indexing time
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out.update(bench_index(settings, embedder, Path(tmp), args.repeats))
+        pipeline = _pipeline(settings, embedder, Path(tmp) / "index")
+        out.update(bench_retrieval(pipeline))
+        out.update(bench_answers(pipeline, Path(tmp)))
+    if args.scale_chunks:
+        out.update(bench_scale(args.scale_chunks, settings.docs_dir))
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print_table(out)
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(out, indent=1))
+        print(f"wrote {args.json_out}")
+    return 0
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_index(settings, embedder, tmp: Path, repeats: int) -> dict:
+    """Full build vs raw encode of the same chunk texts; then an unchanged re-index."""
+    from .chunking import chunk_document
+    from .documents import load_folder
+    from .store import update_index
+
+    docs, _ = load_folder(settings.docs_dir)
+    texts = [c.text for d in docs for c in chunk_document(d, settings.chunk_size, settings.chunk_overlap)]
+    encode_s = _median_time(lambda: embedder.embed(texts), repeats)
+    counter = iter(range(10_000))
+
+    def build():
+        update_index(settings.docs_dir, tmp / f"build-{next(counter)}", embedder, settings.chunk_size, settings.chunk_overlap)
+
+    build_s = _median_time(build, repeats)
+    update_index(settings.docs_dir, tmp / "index", embedder, settings.chunk_size, settings.chunk_overlap)
+    reindex_s = _median_time(
+        lambda: update_index(settings.docs_dir, tmp / "index", embedder, settings.chunk_size, settings.chunk_overlap), repeats)
+    return {
+        "chunks": len(texts), "index_build_s": build_s, "index_chunks_per_s": len(texts) / build_s,
+        "raw_encode_s": encode_s, "raw_encode_chunks_per_s": len(texts) / encode_s,
+        "index_vs_encode_ratio": encode_s / build_s, "reindex_unchanged_s": reindex_s,
+    }
+
+
+def _pipeline(settings, embedder, index_dir: Path):
+    from .pipeline import Pipeline
+
+    p = Pipeline(settings.replace(index_dir=index_dir), embedder, index=None, generator=None)  # type: ignore[arg-type]
+    p.update_index()
+    return p
+
+
+def bench_retrieval(pipeline, rounds: int = 25) -> dict:
+    times = []
+    for _ in range(rounds):
+        for q in BENCH_QUESTIONS:
+            t0 = time.perf_counter()
+            pipeline.search(q)
+            times.append((time.perf_counter() - t0) * 1000)
+    return {"retrieve_p50_ms": float(np.percentile(times, 50)), "retrieve_p95_ms": float(np.percentile(times, 95))}
+
+
+def bench_answers(pipeline, tmp: Path) -> dict:
+    """Our pipeline, the raw engine on the same prompts, and the naive pipeline, question by question."""
+    from .generation import Usage
+
+    pipeline.warm_up()
+    ours, raw, naive = [], [], []
+    for q in BENCH_QUESTIONS:
+        a = pipeline.ask(q)
+        gen_s = a.timings.total_s - (a.timings.ttft_s or 0)
+        ours.append({"ttft_s": a.timings.ttft_s, "total_s": a.timings.total_s, "prompt_tokens": a.timings.prompt_tokens,
+                     "tokens_per_s": (a.timings.completion_tokens - 1) / gen_s if gen_s > 0 and a.timings.completion_tokens > 1 else None})
+        raw.append(_raw_engine(pipeline, q))
+    naive_pipeline = _naive(pipeline, tmp)
+    for q in BENCH_QUESTIONS:
+        a = naive_pipeline.ask(q)
+        naive.append({"ttft_s": a.timings.ttft_s, "prompt_tokens": a.timings.prompt_tokens})
+    med = lambda rows, key: statistics.median([r[key] for r in rows if r.get(key) is not None] or [float("nan")])  # noqa: E731
+    return {
+        "questions": len(BENCH_QUESTIONS),
+        "ttft_s": med(ours, "ttft_s"), "total_s": med(ours, "total_s"), "prompt_tokens": med(ours, "prompt_tokens"),
+        "gen_tokens_per_s": med(ours, "tokens_per_s"), "raw_gen_tokens_per_s": med(raw, "tokens_per_s"),
+        "raw_ttft_s": med(raw, "ttft_s"),
+        "naive_ttft_s": med(naive, "ttft_s"), "naive_prompt_tokens": med(naive, "prompt_tokens"),
+        "engine": pipeline.generator.name,
+    }
+
+
+def _raw_engine(pipeline, question: str) -> dict:
+    """The engine alone on the prompt our pipeline built for `question` (same length, same cache state)."""
+    from .generation import Usage
+    from .prompting import build_messages, select_passages
+
+    hits = pipeline.search(question)
+    passages = select_passages(hits, question, pipeline.index.bm25.idf_of, pipeline.settings.passage_chars)
+    messages = build_messages(question, passages)
+    usage, t0, first = Usage(), time.perf_counter(), None
+    for _ in pipeline.generator.stream(messages, pipeline.settings.max_new_tokens, 0.0, usage):
+        if first is None:
+            first = time.perf_counter()
+    end = time.perf_counter()
+    n = usage.completion_tokens
+    return {"ttft_s": (first or end) - t0, "tokens_per_s": (n - 1) / (end - first) if first and n > 1 and end > first else None}
+
+
+def _naive(pipeline, tmp: Path):
+    """Same models; whole 1,000-character chunks, 4 of them, pasted into the prompt."""
+    from .pipeline import Pipeline
+
+    s = pipeline.settings.replace(chunk_size=NAIVE_CHUNK, chunk_overlap=0, top_k=NAIVE_K, passage_chars=NAIVE_CHUNK,
+                                  index_dir=tmp / "naive-index")
+    p = Pipeline(s, pipeline.embedder, index=None, generator=pipeline.generator)  # type: ignore[arg-type]
+    p.update_index()
+    return p
+
+
+def bench_scale(n_chunks: int, docs_dir: Path, queries: int = 200) -> dict:
+    """A synthetic corpus of `n_chunks` chunks (sentences of the seed documents, shuffled into new
+    chunks), embedded with the hashing embedder so the build takes seconds, not an hour: this
+    measures the index and retrieval machinery at scale, not embedding quality."""
+    from .documents import load_folder
+    from .embedding import HashingEmbedder
+    from .retrieval import HybridRetriever
+    from .store import load_index, update_index
+    from .text import sentence_spans
+
+    docs, _ = load_folder(docs_dir)
+    sentences = [d.text[s:e] for d in docs for s, e in sentence_spans(d.text)]
+    rng = random.Random(0)
+    embedder = HashingEmbedder(384)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "docs"
+        folder.mkdir()
+        per_file = 1000
+        for f in range(max(n_chunks // per_file, 1)):
+            chunks = [_synthetic_paragraph(rng, sentences, f"Item {f}-{i}.") for i in range(per_file)]
+            (folder / f"doc{f:04d}.txt").write_text("\n\n".join(chunks), encoding="utf-8")
+        t0 = time.perf_counter()
+        index, _ = update_index(folder, Path(tmp) / "index", embedder, chunk_size=800, chunk_overlap=0)
+        build_s = time.perf_counter() - t0
+        index = load_index(Path(tmp) / "index")
+        retriever = HybridRetriever(index, embedder)
+        qs = [rng.choice(sentences)[:80] for _ in range(queries)]
+        retriever.search(qs[0], 4)  # BM25 matrix built on first use
+        times, recall_hits = [], 0
+        for q in qs:
+            t1 = time.perf_counter()
+            retriever.search(q, 4)
+            times.append((time.perf_counter() - t1) * 1000)
+            qv = embedder.embed_query(q)
+            exact = index.vectors @ qv
+            tenth = np.partition(exact, -10)[-10]  # ties make id sets ambiguous: compare scores
+            found, _ = index.vector_index.search(qv, 10)
+            recall_hits += int(sum(exact[i] >= tenth - 1e-6 for i in found))
+        return {
+            "scale_chunks": len(index.chunks), "scale_index_type": index.vector_index.kind, "scale_build_s": build_s,
+            "scale_retrieve_p50_ms": float(np.percentile(times, 50)), "scale_retrieve_p95_ms": float(np.percentile(times, 95)),
+            "scale_recall_at_10_vs_exact": recall_hits / (10 * len(qs)),
+        }
+
+
+def _synthetic_paragraph(rng: random.Random, sentences: list[str], tag: str) -> str:
+    """420-790 characters: two never fit one 800-character chunk, so one paragraph = one chunk."""
+    text = tag
+    while len(text) < 420:
+        text += " " + rng.choice(sentences)
+    return text[:790].rsplit(" ", 1)[0] if len(text) > 790 else text
+
+
+def print_table(out: dict) -> None:
+    rows = [
+        ("index build (seeds)", f"{out.get('index_build_s', 0):.3f} s, {out.get('index_chunks_per_s', 0):.1f} chunks/s"),
+        ("raw encode, same chunks", f"{out.get('raw_encode_s', 0):.3f} s, {out.get('raw_encode_chunks_per_s', 0):.1f} chunks/s (ratio {out.get('index_vs_encode_ratio', 0):.2f})"),
+        ("re-index, nothing changed", f"{out.get('reindex_unchanged_s', 0) * 1000:.1f} ms"),
+        ("retrieval p50 / p95", f"{out.get('retrieve_p50_ms', 0):.1f} / {out.get('retrieve_p95_ms', 0):.1f} ms"),
+        ("prompt tokens: ours / naive", f"{out.get('prompt_tokens', 0):.0f} / {out.get('naive_prompt_tokens', 0):.0f}"),
+        ("time to first token: ours / naive", f"{out.get('ttft_s', 0):.2f} / {out.get('naive_ttft_s', 0):.2f} s"),
+        ("generation: ours / raw engine", f"{out.get('gen_tokens_per_s', 0):.1f} / {out.get('raw_gen_tokens_per_s', 0):.1f} tokens/s"),
+        ("answer total (median)", f"{out.get('total_s', 0):.2f} s"),
+    ]
+    if "scale_chunks" in out:
+        rows += [
+            (f"scale: {out['scale_chunks']} chunks ({out['scale_index_type']})", f"build {out['scale_build_s']:.1f} s, retrieval p50 {out['scale_retrieve_p50_ms']:.1f} ms / p95 {out['scale_retrieve_p95_ms']:.1f} ms"),
+            ("scale: recall@10 vs exact", f"{out['scale_recall_at_10_vs_exact']:.3f}"),
+        ]
+    rows.append(("peak RSS", f"{out.get('peak_rss_mb', 0):.0f} MB"))
+    width = max(len(r[0]) for r in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")

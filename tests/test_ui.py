@@ -148,3 +148,19 @@ def test_upload_names_cannot_escape_the_documents_folder():
     assert ui.safe_upload_name("report 2024 é.pdf") == "report 2024 é.pdf"
     assert ui.safe_upload_name("evil.exe") is None
     assert ui.safe_upload_name(".hidden.txt") == "hidden.txt"
+
+
+@pytest.mark.models
+def test_default_model_answers_through_the_api(tmp_path):
+    """The real default models (MiniLM + Qwen2.5-1.5B via llama.cpp) behind the real app."""
+    shutil.copytree(SEEDS, tmp_path / "docs")
+    app = App(tmp_path / "docs", tmp_path / "index", env={"RAG_CACHE_DIR": str(tmp_path.parent / "default-model-cache")}, timeout=600)
+    try:
+        out = client(app).predict("What did the UK fund?", api_name="/ask")
+    finally:
+        app.stop()
+    assert not out["abstained"], out
+    assert "1 million pound" in out["answer"]
+    grant = [c for c in out["citations"] if c["source"] == UK_DOC and "1 million pounds" in c["text"]]
+    assert grant and (SEEDS / UK_DOC).read_text()[grant[0]["start"] : grant[0]["end"]] == grant[0]["text"]
+    assert out["timings"]["ttft_s"] > 0 and out["timings"]["prompt_tokens"] > 0
