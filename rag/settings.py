@@ -41,13 +41,17 @@ class Settings:
     openai_model: str = "local"
     openai_api_key: str = ""
 
-    # --- chunking (chosen by measurement: see README "Evaluation")
-    chunk_size: int = 800
-    chunk_overlap: int = 120
+    # --- chunking. Measured on the SQuAD slice (810 questions, MiniLM, hybrid RRF k=10), hit@1/hit@5/MRR@10:
+    # 500/100: .672/.944/.786, 800/120: .654/.952/.782, 1200/150: .651/.960/.782, 1600/200: .653/.962/.784.
+    # 1200 keeps most paragraphs whole; the prompt stays short because passages are sentence windows.
+    chunk_size: int = 1200
+    chunk_overlap: int = 150
 
     # --- retrieval
     top_k: int = 4  # passages given to the model
-    rrf_k: int = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
+    # Reciprocal rank fusion constant. 60 is the paper's (Cormack et al. 2009); on the SQuAD slice k=10
+    # gave hit@5 .960 vs .947 and MRR .782 vs .777 (chunks of 1200): the top of each list matters more.
+    rrf_k: int = 10
     candidates: int = 30  # per retriever, before fusion
     exact_search_max: int = 50_000  # above this many chunks, FAISS HNSW instead of exact search
 
