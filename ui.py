@@ -76,7 +76,10 @@ def build_app(pipeline: Pipeline):
             doc_status = gr.Markdown("")
 
         def respond(message, chat_msgs, hist, turn_no, k_value, max_new, request: gr.Request):
-            yield from _respond(pipeline, message, chat_msgs, hist, turn_no, int(k_value), int(max_new), _stop_flag(request))
+            try:
+                yield from _respond(pipeline, message, chat_msgs, hist, turn_no, int(k_value), int(max_new), _stop_flag(request))
+            finally:  # the flag is only needed while this session's answer is being written
+                _STOPS.pop(getattr(request, "session_hash", None) or "default", None)
 
         inputs = [box, chat, history, turn, k, max_tokens]
         outputs = [chat, sources, history, turn, box]

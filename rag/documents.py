@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bumped when parsing changes, so that documents are re-parsed although their bytes did not change.
-PARSER_VERSION = 1
+PARSER_VERSION = 2
 _PREFERRED = ("cp1252", "latin_1", "iso8859_15")
+_CHAOS_SLACK = 0.1
 _URL_LINE = re.compile(r"^\s*(?:Source|URL|Nguồn)\s*:\s*(https?://\S+)\s*$", re.IGNORECASE | re.MULTILINE)
 
 
@@ -115,11 +116,23 @@ def decode_text(raw: bytes) -> tuple[str, str]:
     if not results:
         raise DocumentError("not text in any encoding we can detect")
     best = results[0]
-    # Short texts fit several code pages equally well; among those ties, prefer the common Western ones.
-    ties = [m for m in results if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
-    best = next((m for enc in _PREFERRED for m in ties if m.encoding == enc), best)
-    log.info("decoded encoding=%s", best.encoding)
-    return str(best), best.encoding
+    # Short texts fit several code pages almost equally well: one letter apart in "chaos" (e.g. 0.055),
+    # the detector may rank cp1257 first and turn "crème" into "crčme". Among such near ties that read
+    # at least as coherently, prefer the common Western ones.
+    near = [m for m in results if m.chaos <= best.chaos + _CHAOS_SLACK and m.coherence >= best.coherence]
+    best = next((m for enc in _PREFERRED for m in near if m.encoding == enc), best)
+    text = str(best)
+    # cp1250 and cp1252 share most letters: name the common code page when it reads the bytes the same.
+    encoding = next((enc for enc in _PREFERRED if _decodes_to(raw, enc, text)), best.encoding)
+    log.info("decoded encoding=%s", encoding)
+    return text, encoding
+
+
+def _decodes_to(raw: bytes, encoding: str, text: str) -> bool:
+    try:
+        return raw.decode(encoding) == text
+    except UnicodeDecodeError:
+        return False
 
 
 def _first_line_title(text: str, fallback: str, limit: int = 90) -> str:

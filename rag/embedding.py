@@ -49,13 +49,22 @@ class HashingEmbedder(Embedder):
 
     def embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        # Words repeat across chunks: hashing each gram once per call keeps a 50 MB file to seconds.
+        cache: dict[str, tuple[int, float]] = {}
         for row, text in enumerate(texts):
             words = re.findall(r"\w+", text.lower())
-            for gram in words + [a + " " + b for a, b in zip(words, words[1:])]:
-                digest = hashlib.blake2b(gram.encode(), digest_size=8).digest()
-                bucket = int.from_bytes(digest[:4], "little") % self.dim
-                out[row, bucket] += 1.0 if digest[4] & 1 else -1.0
+            grams = words + [a + " " + b for a, b in zip(words, words[1:])]
+            pairs = [cache.get(g) or self._bucket(g, cache) for g in grams]
+            if pairs:
+                buckets, signs = zip(*pairs)
+                out[row] = np.bincount(buckets, weights=signs, minlength=self.dim)
         return _normalise(out)
+
+    def _bucket(self, gram: str, cache: dict[str, tuple[int, float]]) -> tuple[int, float]:
+        """(bucket, sign) of one word or bigram, remembered in `cache`."""
+        digest = hashlib.blake2b(gram.encode(), digest_size=8).digest()
+        cache[gram] = (int.from_bytes(digest[:4], "little") % self.dim, 1.0 if digest[4] & 1 else -1.0)
+        return cache[gram]
 
 
 class SentenceTransformerEmbedder(Embedder):

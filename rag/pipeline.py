@@ -34,7 +34,7 @@ from .store import Index, UpdateReport, load_index, settings_signature, update_i
 
 log = logging.getLogger(__name__)
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _ANAPHORA = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|him|there|the same|then)\b", re.I)
 
 
@@ -212,8 +212,9 @@ class Pipeline:
         yield Done(finish(question, "".join(pieces), passages, timings, query, qid))
 
     def _fit_prompt(self, question, passages, history, max_new_tokens):
-        """Drop the weakest passages (then history) until the prompt fits the context window."""
-        budget = self.generator.context_window - (max_new_tokens or self.settings.max_new_tokens) - 16
+        """Drop earlier turns, then the weakest passages, then halve the last one until the prompt fits."""
+        window, reserved = self.generator.context_window, max_new_tokens or self.settings.max_new_tokens
+        budget = window - reserved - 16
         passages, history = list(passages), list(history)
         while True:
             messages = build_messages(question, passages, history)
@@ -227,7 +228,11 @@ class Pipeline:
                 p = passages[0]
                 passages = [replace(p, end=p.start + len(p.text) // 2, text=p.text[: len(p.text) // 2])]
             else:
-                raise GenerationError("the question does not fit in the model's context window")
+                # Say what does not fit and what to change: the CLI prints this one line.
+                raise GenerationError(
+                    f"the question does not fit in the model's context window ({window} tokens, {reserved} kept "
+                    "for the answer): ask a shorter question, lower max_new_tokens or raise context_window"
+                )
 
 
 def clean_question(question: str, max_chars: int) -> str:

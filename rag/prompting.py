@@ -10,6 +10,7 @@ Every passage is a contiguous span of its document, so a citation of it has exac
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 from string import Template
 from typing import Callable, Sequence
@@ -18,6 +19,8 @@ from .errors import RagError
 from .keyword import terms
 from .records import Hit, Passage
 from .text import sentence_spans
+
+_QUOTE_RUN = re.compile(r'"{3,}')
 
 
 def load_prompt(name: str) -> str:
@@ -85,8 +88,10 @@ def format_passages(passages: Sequence[Passage]) -> str:
     """Numbered passages, each quoted so the model treats its text as data.
 
     No titles: they cost prompt tokens (time to first token), and the passage text carries the content.
+    A run of three or more quotes in a passage becomes one, so no passage can close its quote early.
     """
-    return "\n".join(f'[{p.number}]\n"""\n{p.text.replace(chr(34) * 3, chr(34))}\n"""' for p in passages)
+    # Collapse whole runs: replacing each triple alone would turn five quotes into a closing triple.
+    return "\n".join(f'[{p.number}]\n"""\n{_QUOTE_RUN.sub(chr(34), p.text)}\n"""' for p in passages)
 
 
 def format_history(history: Sequence[tuple[str, str]]) -> str:

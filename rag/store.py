@@ -274,9 +274,22 @@ def _read_manifest(folder: Path) -> dict:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise IndexCorruptError(f"manifest.json is not valid JSON ({e.msg if hasattr(e, 'msg') else e})") from None
-    if not isinstance(manifest, dict) or "files" not in manifest or "documents" not in manifest:
-        raise IndexCorruptError("manifest.json lacks its files or documents")
+    if not isinstance(manifest, dict) or not _well_formed(manifest):
+        raise IndexCorruptError("manifest.json lacks its files or documents, or they are malformed")
     return manifest
+
+
+def _well_formed(manifest: dict) -> bool:
+    """The shape that loading and updating rely on; a hand-edited manifest can lack it (a rebuild, not a crash)."""
+    files, documents = manifest.get("files"), manifest.get("documents")
+    if not isinstance(files, dict) or not isinstance(documents, dict):
+        return False
+    # Data files are plain names inside the index folder, each with its checksum.
+    entries_ok = all(
+        isinstance(e, dict) and isinstance(e.get("name"), str) and Path(e["name"]).name == e["name"]
+        and isinstance(e.get("sha256"), str) for e in files.values()
+    )
+    return entries_ok and all(isinstance(d, dict) and isinstance(d.get("sha256"), str) for d in documents.values())
 
 
 def _read_chunks(path: Path) -> list[Chunk]:
