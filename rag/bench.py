@@ -98,7 +98,7 @@ def bench_index(settings, embedder, tmp: Path, repeats: int) -> dict:
 def _pipeline(settings, embedder, index_dir: Path):
     from .pipeline import Pipeline
 
-    p = Pipeline(settings.replace(index_dir=index_dir), embedder, index=None, generator=None)  # type: ignore[arg-type]
+    p = Pipeline(settings.replace(index_dir=index_dir), embedder)
     p.update_index()
     return p
 
@@ -163,7 +163,7 @@ def _naive(pipeline, tmp: Path):
 
     s = pipeline.settings.replace(chunk_size=NAIVE_CHUNK, chunk_overlap=0, top_k=NAIVE_K, passage_chars=NAIVE_CHUNK,
                                   index_dir=tmp / "naive-index")
-    p = Pipeline(s, pipeline.embedder, index=None, generator=pipeline.generator)  # type: ignore[arg-type]
+    p = Pipeline(s, pipeline.embedder, generator=pipeline.generator)
     p.update_index()
     return p
 

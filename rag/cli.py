@@ -108,7 +108,7 @@ def cmd_index(args) -> int:
     from .embedding import make_embedder
 
     settings = settings_from_args(args)
-    pipeline = Pipeline(settings, make_embedder(settings.embedder, Path(settings.cache_dir)), index=None, generator=None)  # type: ignore[arg-type]
+    pipeline = Pipeline(settings, make_embedder(settings.embedder, Path(settings.cache_dir)))
     report = pipeline.update_index(force=args.rebuild)
     for skipped in report.skipped:
         print(f"skipped {skipped.source}: {skipped.reason}")

@@ -63,7 +63,8 @@ class Done:
 class Pipeline:
     """Owns the index and the models; safe to share between threads (generation is serialised)."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, index: Index, generator: Generator | None):
+    def __init__(self, settings: Settings, embedder: Embedder, index: Index | None = None, generator: Generator | None = None):
+        """Usually built by `from_settings`; without an index, call `update_index()` before asking."""
         self.settings = settings
         self.embedder = embedder
         self.index = index
@@ -77,7 +78,7 @@ class Pipeline:
     def from_settings(cls, settings: Settings, build: bool = True, generator: Generator | None = None) -> "Pipeline":
         """Pick the backends; load the index, building or updating it from the documents if `build`."""
         embedder = make_embedder(settings.embedder, Path(settings.cache_dir))
-        pipeline = cls(settings, embedder, index=None, generator=generator)  # type: ignore[arg-type]
+        pipeline = cls(settings, embedder, generator=generator)
         if build:
             pipeline.update_index()
         else:
