@@ -37,3 +37,12 @@ def fake_settings(tmp_path: Path, docs: Path) -> Settings:
 def model_cache(tmp_path_factory) -> Path:
     """One cache folder per test session for assembled/dequantized models."""
     return tmp_path_factory.mktemp("model-cache")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """List the files tests left in artifacts/ (the browser test's screenshot) in the CI log."""
+    shots = sorted((ROOT / "artifacts").glob("*.png"))
+    if shots:
+        terminalreporter.section("artifacts")
+        for shot in shots:
+            terminalreporter.write_line(str(shot))

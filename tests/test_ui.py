@@ -164,3 +164,21 @@ def test_default_model_answers_through_the_api(tmp_path):
     grant = [c for c in out["citations"] if c["source"] == UK_DOC and "1 million pounds" in c["text"]]
     assert grant and (SEEDS / UK_DOC).read_text()[grant[0]["start"] : grant[0]["end"]] == grant[0]["text"]
     assert out["timings"]["ttft_s"] > 0 and out["timings"]["prompt_tokens"] > 0
+
+
+def test_stop_event_ends_generation_early(fake_settings):
+    from rag.generation.echo import EchoGenerator
+    from rag.pipeline import Done, Pipeline, Token
+
+    long_reply = " ".join(f"word{i}" for i in range(200)) + " [1]."
+    p = Pipeline.from_settings(fake_settings, generator=EchoGenerator(script=long_reply))
+    stop = threading.Event()
+    tokens, done = 0, None
+    for event in p.ask_stream("What did the UK fund?", stop_event=stop, max_new_tokens=500):
+        if isinstance(event, Token):
+            tokens += 1
+            if tokens == 5:
+                stop.set()  # what the Stop button does for this session
+        elif isinstance(event, Done):
+            done = event.answer
+    assert tokens == 5 and done.timings.completion_tokens == 5
