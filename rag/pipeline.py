@@ -186,7 +186,9 @@ class Pipeline:
         history = list(history)[-self.settings.history_turns :] if self.settings.history_turns else []
         query = self.standalone_query(question, history)
         index = self.index
-        hits = HybridRetriever(index, self.embedder, self.settings.candidates, self.settings.rrf_k).search(query, k or self.settings.top_k)
+        retriever = HybridRetriever(index, self.embedder, self.settings.candidates, self.settings.rrf_k)
+        queries = [query] if query == question else [question, query]
+        hits = retriever.search_many(queries, k or self.settings.top_k)
         passages = select_passages(hits, question, index.bm25.idf_of, self.settings.passage_chars, context=query)
         retrieve_ms = (time.perf_counter() - t0) * 1000
         yield Retrieved(tuple(passages), query)

@@ -40,11 +40,11 @@ def select_passages(
 ) -> list[Passage]:
     """For each hit, the best-matching window of whole sentences of at most `max_chars`.
 
-    Words of `question` count fully; words only in `context` (a follow-up's borrowed words) count a
-    quarter, so "How many people did it train?" still lands on the sentence about training.
+    Words of `question` count fully; words only in `context` (a follow-up's borrowed words) count a tenth,
+    so "How many people did it train?" still lands on the sentence about training.
     Windows that overlap an earlier one from the same document are dropped (chunks overlap).
     """
-    weights = {t: 0.25 * idf(t) for t in terms(context)}
+    weights = {t: 0.1 * idf(t) for t in terms(context)}
     weights.update({t: idf(t) for t in terms(question)})
     passages: list[Passage] = []
     taken: list[tuple[str, int, int]] = []

@@ -40,19 +40,33 @@ class HybridRetriever(Retriever):
         self.rrf_k = rrf_k
 
     def search(self, query: str, k: int) -> list[Hit]:
+        return self.search_many([query], k)
+
+    def search_many(self, queries: Sequence[str], k: int) -> list[Hit]:
+        """Fuse the dense and keyword rankings of several phrasings (a follow-up alone and rewritten).
+
+        Each query ranks on its own, so a follow-up's own words are not drowned by borrowed ones.
+        Raw scores reported are those of the first query that found the chunk.
+        """
         if not self.index.chunks or k <= 0:
             return []
         n = max(self.candidates, k)
-        qvec = self.embedder.embed_query(query)
-        dense_ids, dense_scores = self.index.vector_index.search(qvec, n)
-        keyword = self.index.bm25.search(query, n)
-        dense = dict(zip(dense_ids, dense_scores))
-        kw = dict(keyword)
-        fused = reciprocal_rank_fusion([dense_ids, [i for i, _ in keyword]], self.rrf_k)[:k]
+        rankings: list[list[int]] = []
+        dense: dict[int, float] = {}
+        keyword: dict[int, float] = {}
+        qvecs = [self.embedder.embed_query(q) for q in queries]
+        for query, qvec in zip(queries, qvecs):
+            dense_ids, dense_scores = self.index.vector_index.search(qvec, n)
+            kw = self.index.bm25.search(query, n)
+            rankings += [dense_ids, [i for i, _ in kw]]
+            for i, sc in zip(dense_ids, dense_scores):
+                dense.setdefault(i, sc)
+            for i, sc in kw:
+                keyword.setdefault(i, sc)
         hits = []
-        for rank, (row, score) in enumerate(fused, start=1):
+        for rank, (row, score) in enumerate(reciprocal_rank_fusion(rankings, self.rrf_k)[:k], start=1):
             dense_score = dense.get(row)
             if dense_score is None:  # keyword-only hit: its cosine is still cheap to know
-                dense_score = float(self.index.vectors[row] @ qvec)
-            hits.append(Hit(self.index.chunks[row], score, rank, dense_score, kw.get(row, 0.0)))
+                dense_score = float(self.index.vectors[row] @ qvecs[0])
+            hits.append(Hit(self.index.chunks[row], score, rank, dense_score, keyword.get(row, 0.0)))
         return hits
