@@ -115,7 +115,6 @@ def bench_retrieval(pipeline, rounds: int = 25) -> dict:
 
 def bench_answers(pipeline, tmp: Path) -> dict:
     """Our pipeline, the raw engine on the same prompts, and the naive pipeline, question by question."""
-    from .generation import Usage
 
     pipeline.warm_up()
     ours, raw, naive = [], [], []

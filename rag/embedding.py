@@ -94,6 +94,9 @@ class SentenceTransformerEmbedder(Embedder):
         verify(self.ref)
         try:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter the CLI's stderr
         except ImportError:
             raise ModelError("sentence-transformers is not installed: pip install -r requirements.txt") from None
         location = hub_download(self.ref.location) if self.ref.kind == "hub" else self.ref.location

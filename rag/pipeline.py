@@ -71,6 +71,7 @@ class Pipeline:
         self._generator = generator
         self._generate_lock = threading.Lock()
         self._index_lock = threading.Lock()
+        self._model_lock = threading.Lock()
         self.last_report: UpdateReport | None = None
         self._doc_cache: dict[tuple[str, str], str] = {}
 
@@ -105,9 +106,8 @@ class Pipeline:
             return None
         key = (source, entry["sha256"])
         if key not in self._doc_cache:
-            docs = self.settings.docs_dir.resolve()
-            path = (docs / source).resolve()
-            if docs not in path.parents:
+            path = self._doc_path(source)
+            if path is None:
                 return None
             try:
                 doc = load_file(path, source, self.settings.max_file_mb)
@@ -122,17 +122,24 @@ class Pipeline:
 
     def remove_document(self, source: str) -> UpdateReport:
         """Delete a document file from the documents folder and drop it from the index."""
-        docs = self.settings.docs_dir.resolve()
-        path = (docs / source).resolve()
-        if docs not in path.parents or not path.is_file():
+        path = self._doc_path(source)
+        if path is None or not path.is_file():
             raise DocumentError(f"no such document: {source}")
         path.unlink()
         return self.update_index()
 
+    def _doc_path(self, source: str) -> Path | None:
+        """The file of `source` inside the documents folder; None if the name would lead outside it."""
+        docs = self.settings.docs_dir.resolve()
+        path = (docs / source).resolve()
+        return path if docs in path.parents else None
+
     @property
     def generator(self) -> Generator:
         if self._generator is None:
-            self._generator = make_generator(self.settings)
+            with self._model_lock:  # two first questions at once must not load the model twice
+                if self._generator is None:
+                    self._generator = make_generator(self.settings)
         return self._generator
 
     def warm_up(self) -> None:
@@ -143,9 +150,11 @@ class Pipeline:
     # ---- retrieval
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         query = self.check_question(query)
-        index = self.index
-        retriever = HybridRetriever(index, self.embedder, self.settings.candidates, self.settings.rrf_k)
-        return retriever.search(query, k or self.settings.top_k)
+        return self._retriever().search(query, k or self.settings.top_k)
+
+    def _retriever(self) -> HybridRetriever:
+        """A retriever over the current index (cheap: it holds references only)."""
+        return HybridRetriever(self.index, self.embedder, self.settings.candidates, self.settings.rrf_k)
 
     def check_question(self, question: str) -> str:
         """Clean a question or raise QuestionError with a message for the user."""
@@ -185,8 +194,8 @@ class Pipeline:
         question = self.check_question(question)
         history = list(history)[-self.settings.history_turns :] if self.settings.history_turns else []
         query = self.standalone_query(question, history)
-        index = self.index
-        retriever = HybridRetriever(index, self.embedder, self.settings.candidates, self.settings.rrf_k)
+        retriever = self._retriever()
+        index = retriever.index
         queries = [query] if query == question else [question, query]
         hits = retriever.search_many(queries, k or self.settings.top_k)
         passages = select_passages(hits, question, index.bm25.idf_of, self.settings.passage_chars, context=query)

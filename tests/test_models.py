@@ -9,7 +9,7 @@ import pytest
 from rag.errors import ModelError
 from rag.generation import Usage
 from rag.generation.llama_cpp import LlamaCppGenerator
-from rag.models import PACKAGED, ModelRef, resolve, verify
+from rag.models import ModelRef, resolve, verify
 
 pytestmark = pytest.mark.models
 
