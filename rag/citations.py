@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .keyword import content_words, stem
+from .numbers import is_number, number_values
 from .records import Citation, Passage
 from .text import sentence_spans
 
@@ -71,15 +72,16 @@ def support(claim: str, evidence: str, question: str = "") -> float:
     A number missing from the evidence makes the support 0: an invented amount or date is the
     worst kind of unsupported claim.
     """
-    asked = set(content_words(question))
-    words = [w for w in dict.fromkeys(content_words(claim)) if w not in asked]
+    asked = {stem(w) for w in content_words(question)}  # "registered" restates "register"
+    words = [w for w in dict.fromkeys(content_words(claim)) if stem(w) not in asked]
     if not words:
         return 1.0 if claim.strip() else 0.0
     have = set(content_words(evidence))
     stems = {stem(w) for w in have}
-    if any(_NUMBER.search(w) and w not in have for w in words):
+    values = number_values(evidence)  # "3" in a claim is found in "three plays", "$5,000,000" in "$5 million"
+    if any(_NUMBER.search(w) and w not in have and not number_values(w) <= values for w in words):
         return 0.0  # an amount, date or count the evidence does not contain: never supported
-    found = sum(1 for w in words if w in have or stem(w) in stems)
+    found = sum(1 for w in words if w in have or stem(w) in stems or (is_number(w) and number_values(w) <= values))
     return found / len(words)
 
 

@@ -31,7 +31,10 @@ def tokenize(text: str) -> list[str]:
 
 
 def stem(word: str) -> str:
-    """A crude suffix strip, enough to match 'trained' with 'train' and 'forced' with 'force'."""
+    """A crude suffix strip, enough to match 'trained' with 'train', 'forced' with 'force' and
+    "Tucker's" with 'Tucker'."""
+    if word.endswith(("'s", "’s")) and len(word) > 3:
+        word = word[:-2]
     for suffix in ("ing", "ed", "es", "s"):
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
             word = word[: -len(suffix)]
@@ -90,9 +93,14 @@ class BM25:
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """Top-k (row, score) with score > 0, best first."""
         s = self.scores(query)
-        if k <= 0 or not s.any():
+        return [(i, float(s[i])) for i in self.top(s, k)]
+
+    @staticmethod
+    def top(scores: np.ndarray, k: int) -> list[int]:
+        """Rows of the k best scores above 0, best first (ties: lower row first)."""
+        if k <= 0 or not scores.any():
             return []
-        k = min(k, self.size)
-        top = np.argpartition(-s, k - 1)[:k]
-        top = top[np.argsort(-s[top], kind="stable")]
-        return [(int(i), float(s[i])) for i in top if s[i] > 0]
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [int(i) for i in top if scores[i] > 0]

@@ -1,16 +1,27 @@
-"""Hybrid retrieval: dense (FAISS) and BM25 keyword search fused by reciprocal rank fusion.
+"""Hybrid retrieval: dense (FAISS) and BM25 keyword search, fused into one ranking.
+
+Two fusions, both pure functions: `convex_fusion` (the default: a weighted sum of z-normalised scores
+over the candidates) and `reciprocal_rank_fusion` (ranks only). Measured on the SQuAD slice (810
+questions, MiniLM, chunks of 1200), hit@1 / hit@5 / MRR@10: RRF k=10 .680/.962/.800; convex with dense
+weight 0.5: .730/.970/.834 (0.4: .735/.969/.833, 0.6: .733/.973/.835). Scores carry more than ranks:
+a paragraph that BM25 puts far ahead of the rest should stay ahead, which RRF forgets.
 
 >>> reciprocal_rank_fusion([[1, 2, 3], [3, 1]], k=60)[0][0]
 1
+>>> [i for i, _ in convex_fusion({1: 0.9, 2: 0.8, 3: 0.1}, {1: 0.0, 2: 5.0, 3: 0.0}, dense_weight=0.5)]
+[2, 1, 3]
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from typing import Sequence
+from typing import Mapping, Sequence
+
+import numpy as np
 
 from .embedding import Embedder
+from .errors import RagError
 from .records import Hit
 from .store import Index
 
@@ -24,6 +35,27 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = 60) -> li
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+def convex_fusion(dense: Mapping[int, float], keyword: Mapping[int, float], dense_weight: float = 0.5) -> list[tuple[int, float]]:
+    """Fuse two score maps over the same candidates: w * z(dense) + (1 - w) * z(keyword). Best first.
+
+    Each list is z-normalised over the candidates (cosines and BM25 scores live on different scales);
+    a list whose scores are all equal contributes nothing.
+    """
+    ids = sorted(set(dense) | set(keyword))
+    if not ids:
+        return []
+    fused = dense_weight * _zscores([dense.get(i, 0.0) for i in ids])
+    fused += (1.0 - dense_weight) * _zscores([keyword.get(i, 0.0) for i in ids])
+    order = sorted(range(len(ids)), key=lambda j: (-fused[j], ids[j]))
+    return [(ids[j], float(fused[j])) for j in order]
+
+
+def _zscores(values: Sequence[float]) -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64)
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+
+
 class Retriever(ABC):
     @abstractmethod
     def search(self, query: str, k: int) -> list[Hit]:
@@ -31,42 +63,54 @@ class Retriever(ABC):
 
 
 class HybridRetriever(Retriever):
-    """Dense + keyword candidates, fused with RRF; each hit keeps both raw scores."""
+    """Dense + keyword candidates, fused (convex by default, or RRF); each hit keeps both raw scores."""
 
-    def __init__(self, index: Index, embedder: Embedder, candidates: int = 30, rrf_k: int = 60):
+    def __init__(self, index: Index, embedder: Embedder, candidates: int = 30, rrf_k: int = 10,
+                 fusion: str = "convex", dense_weight: float = 0.5):
         self.index = index
         self.embedder = embedder
         self.candidates = candidates
         self.rrf_k = rrf_k
+        if fusion not in ("convex", "rrf"):
+            raise RagError(f"unknown fusion {fusion!r} (convex, rrf)")
+        self.fusion = fusion
+        self.dense_weight = dense_weight
 
     def search(self, query: str, k: int) -> list[Hit]:
         return self.search_many([query], k)
 
     def search_many(self, queries: Sequence[str], k: int) -> list[Hit]:
-        """Fuse the dense and keyword rankings of several phrasings (a follow-up alone and rewritten).
+        """Fuse the rankings of several phrasings (a follow-up alone and rewritten).
 
-        Each query ranks on its own, so a follow-up's own words are not drowned by borrowed ones.
-        Raw scores reported are those of the first query that found the chunk.
+        Each query ranks on its own, so a follow-up's own words are not drowned by borrowed ones; the
+        per-query fused scores are summed. Raw scores reported (cosine, BM25) are the first query's.
         """
         if not self.index.chunks or k <= 0:
             return []
         n = max(self.candidates, k)
-        rankings: list[list[int]] = []
-        dense: dict[int, float] = {}
-        keyword: dict[int, float] = {}
-        qvecs = [self.embedder.embed_query(q) for q in queries]
-        for query, qvec in zip(queries, qvecs):
-            dense_ids, dense_scores = self.index.vector_index.search(qvec, n)
-            kw = self.index.bm25.search(query, n)
-            rankings += [dense_ids, [i for i, _ in kw]]
-            for i, sc in zip(dense_ids, dense_scores):
-                dense.setdefault(i, sc)
-            for i, sc in kw:
-                keyword.setdefault(i, sc)
-        hits = []
-        for rank, (row, score) in enumerate(reciprocal_rank_fusion(rankings, self.rrf_k)[:k], start=1):
-            dense_score = dense.get(row)
-            if dense_score is None:  # keyword-only hit: its cosine is still cheap to know
-                dense_score = float(self.index.vectors[row] @ qvecs[0])
-            hits.append(Hit(self.index.chunks[row], score, rank, dense_score, keyword.get(row, 0.0)))
-        return hits
+        per_query = []
+        for query in queries:
+            qvec = self.embedder.embed_query(query)
+            dense_ids, _ = self.index.vector_index.search(qvec, n)
+            keyword_all = self.index.bm25.scores(query)
+            keyword_ids = self.index.bm25.top(keyword_all, n)
+            # Both scores of every candidate are exact: cosines from the stored vectors, BM25 from the full scoring.
+            rows = list(dict.fromkeys(dense_ids + keyword_ids))
+            dense = dict(zip(rows, (self.index.vectors[rows] @ qvec).tolist()))
+            keyword = {i: float(keyword_all[i]) for i in rows}
+            per_query.append((qvec, keyword_all, dense, keyword, dense_ids, keyword_ids))
+        qvec0, keyword0 = per_query[0][0], per_query[0][1]
+        return [
+            Hit(self.index.chunks[row], score, rank, float(self.index.vectors[row] @ qvec0), float(keyword0[row]))
+            for rank, (row, score) in enumerate(self._fuse(per_query)[:k], start=1)
+        ]
+
+    def _fuse(self, per_query) -> list[tuple[int, float]]:
+        if self.fusion == "rrf":
+            rankings = [r for *_, dense_ids, keyword_ids in per_query for r in (dense_ids, keyword_ids)]
+            return reciprocal_rank_fusion(rankings, self.rrf_k)
+        total: dict[int, float] = defaultdict(float)
+        for _, _, dense, keyword, _, _ in per_query:
+            for row, score in convex_fusion(dense, keyword, self.dense_weight):
+                total[row] += score
+        return sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -79,3 +79,21 @@ def test_refusal_abstains_and_supported_answer_does_not():
 def test_short_answer_is_the_new_information():
     assert short_answer("The Denver Broncos represented the AFC [1].", "Which NFL team represented the AFC?") == "Denver Broncos"
     assert short_answer("It was signed on March 31 [1].", "When was the plan signed?") == "March 31"
+
+
+def test_numbers_in_another_form_are_supported_and_other_values_are_not():
+    evidence = "Denver was kept out of the end zone for three plays. A 30-second ad cost $5 million."
+    assert support("Denver was kept out for 3 plays.", evidence) == 1.0
+    assert support("The ad cost $5,000,000.", evidence) == 1.0
+    assert support("The ad cost $6,000,000.", evidence) == 0.0
+    assert support("Denver was kept out for 4 plays.", evidence) == 0.0
+
+
+def test_number_values_oracle():
+    from rag.numbers import number_values
+
+    assert number_values("1,936 people") == {"1936"}
+    assert number_values("nine other contenders") == {"9"}
+    assert number_values("the third quarter") == number_values("the 3rd quarter") == {"3th"}
+    assert number_values("2.5 billion") == {"2.5", "2500000000"}
+    assert number_values("no numbers here") == set()

@@ -6,7 +6,7 @@ import pytest
 
 from rag.embedding import HashingEmbedder
 from rag.errors import IndexCorruptError, IndexMismatchError
-from rag.retrieval import HybridRetriever, reciprocal_rank_fusion
+from rag.retrieval import HybridRetriever, convex_fusion, reciprocal_rank_fusion
 from rag.store import load_index, settings_signature, update_index
 from rag.vectors import VectorIndex
 
@@ -155,6 +155,30 @@ def test_rrf_is_a_pure_fusion_of_ranks():
     assert scores[4] == pytest.approx(1 / 63)
 
 
+def test_convex_fusion_against_hand_computed_zscores():
+    dense = {1: 0.9, 2: 0.6, 3: 0.3}
+    keyword = {1: 0.0, 2: 6.0, 3: 3.0}
+    # z(dense) = (+1.2247, 0, -1.2247); z(keyword) = (-1.2247, +1.2247, 0)
+    fused = dict(convex_fusion(dense, keyword, dense_weight=0.5))
+    assert fused[1] == pytest.approx(0.0, abs=1e-9)
+    assert fused[2] == pytest.approx(0.61237, abs=1e-4)
+    assert fused[3] == pytest.approx(-0.61237, abs=1e-4)
+    assert [i for i, _ in convex_fusion(dense, keyword, dense_weight=1.0)] == [1, 2, 3]
+    assert [i for i, _ in convex_fusion(dense, keyword, dense_weight=0.0)] == [2, 3, 1]
+    # A list with one value everywhere carries no information and does not move the ranking.
+    assert [i for i, _ in convex_fusion(dense, {1: 2.0, 2: 2.0, 3: 2.0})] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("fusion", ["convex", "rrf"])
+def test_hybrid_retrieval_finds_the_grant_with_either_fusion(docs, tmp_path, fusion):
+    embedder = HashingEmbedder(256)
+    index, _ = build(docs, tmp_path / "ix", embedder)
+    hits = HybridRetriever(index, embedder, fusion=fusion).search("What did the UK fund?", 3)
+    assert hits[0].chunk.source == UK_DOC
+    assert any("1 million pounds" in h.chunk.text for h in hits)
+    assert [h.rank for h in hits] == [1, 2, 3]
+
+
 def test_hybrid_retrieval_finds_the_grant(docs, tmp_path):
     embedder = HashingEmbedder(256)
     index, _ = build(docs, tmp_path / "ix", embedder)
@@ -162,4 +186,11 @@ def test_hybrid_retrieval_finds_the_grant(docs, tmp_path):
     assert hits[0].chunk.source == UK_DOC
     assert any("1 million pounds" in h.chunk.text for h in hits)
     assert [h.rank for h in hits] == [1, 2, 3]
-    assert all(h.score > 0 and h.dense_score is not None for h in hits)
+    assert all(h.dense_score is not None for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # Reported raw scores are exact: the cosine with the stored vector, the BM25 score of the full scoring.
+    qvec = embedder.embed_query("What did the UK fund?")
+    bm25 = index.bm25.scores("What did the UK fund?")
+    row = index.chunks.index(hits[0].chunk)
+    assert hits[0].dense_score == pytest.approx(float(index.vectors[row] @ qvec), abs=1e-5)
+    assert hits[0].keyword_score == pytest.approx(float(bm25[row]), abs=1e-5)

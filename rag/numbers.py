@@ -1,0 +1,58 @@
+"""Numbers as values, so that "three", "3" and "5 million" / "5,000,000" compare equal.
+
+Citation support needs this: a claim's number must occur in the passage it cites, and a model often
+writes the number in another form than the passage does.
+
+>>> sorted(number_values("Three plays, then 1,936 people and $5 million."))
+['1936', '3', '5', '5000000']
+>>> number_values("the third quarter") == number_values("the 3rd quarter")
+True
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+WORDS = {w: i for i, w in enumerate(_UNITS)} | _TENS | {"hundred": 100}
+ORDINALS = {w: i for i, w in enumerate(
+    "zeroth first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth".split())}
+SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
+_TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th)?|[a-z]+", re.IGNORECASE)
+_ORDINAL_SUFFIX = re.compile(r"(?<=\d)(st|nd|rd|th)$", re.IGNORECASE)
+
+
+def number_values(text: str) -> set[str]:
+    """Canonical values of the numbers in text (cardinals as digits, ordinals as 'Nth', scaled amounts both ways)."""
+    tokens = _TOKEN.findall(text)
+    values: set[str] = set()
+    for i, token in enumerate(tokens):
+        value = _value(token.lower())
+        if value is None:
+            continue
+        values.add(value)
+        scale = SCALES.get(tokens[i + 1].lower()) if i + 1 < len(tokens) else None
+        if scale and not value.endswith("th"):
+            values.add(_format(float(value) * scale))
+    return values
+
+
+def is_number(word: str) -> bool:
+    return _value(word.lower()) is not None
+
+
+def _value(token: str) -> str | None:
+    if token[0].isdigit():
+        if _ORDINAL_SUFFIX.search(token):
+            return _ORDINAL_SUFFIX.sub("", token).replace(",", "") + "th"
+        return _format(float(token.replace(",", "")))
+    if token in WORDS:
+        return str(WORDS[token])
+    if token in ORDINALS:
+        return f"{ORDINALS[token]}th"
+    return None
+
+
+def _format(x: float) -> str:
+    return str(int(x)) if x == int(x) else f"{x:g}"
