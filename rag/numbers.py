@@ -39,10 +39,12 @@ def number_values(text: str) -> set[str]:
 
 
 def is_number(word: str) -> bool:
-    return _value(word.lower()) is not None
+    """Whether the whole word is one number ("three", "1,936", "3rd"; not "2½" or "a1")."""
+    return _TOKEN.fullmatch(word) is not None and _value(word.lower()) is not None
 
 
 def _value(token: str) -> str | None:
+    """The canonical value of one `_TOKEN` match, or None if it is not a number."""
     if token[0].isdigit():
         if _ORDINAL_SUFFIX.search(token):
             return _ORDINAL_SUFFIX.sub("", token).replace(",", "") + "th"

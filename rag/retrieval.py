@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -88,29 +88,43 @@ class HybridRetriever(Retriever):
         if not self.index.chunks or k <= 0:
             return []
         n = max(self.candidates, k)
-        per_query = []
-        for query in queries:
-            qvec = self.embedder.embed_query(query)
-            dense_ids, _ = self.index.vector_index.search(qvec, n)
-            keyword_all = self.index.bm25.scores(query)
-            keyword_ids = self.index.bm25.top(keyword_all, n)
-            # Both scores of every candidate are exact: cosines from the stored vectors, BM25 from the full scoring.
-            rows = list(dict.fromkeys(dense_ids + keyword_ids))
-            dense = dict(zip(rows, (self.index.vectors[rows] @ qvec).tolist()))
-            keyword = {i: float(keyword_all[i]) for i in rows}
-            per_query.append((qvec, keyword_all, dense, keyword, dense_ids, keyword_ids))
-        qvec0, keyword0 = per_query[0][0], per_query[0][1]
+        per_query = [self._candidates(query, n) for query in queries]
+        first = per_query[0]
         return [
-            Hit(self.index.chunks[row], score, rank, float(self.index.vectors[row] @ qvec0), float(keyword0[row]))
+            Hit(self.index.chunks[row], score, rank, first.dense_score(self.index, row), float(first.keyword_all[row]))
             for rank, (row, score) in enumerate(self._fuse(per_query)[:k], start=1)
         ]
 
-    def _fuse(self, per_query) -> list[tuple[int, float]]:
+    def _candidates(self, query: str, n: int) -> "_Candidates":
+        qvec = self.embedder.embed_query(query)
+        dense_ids, _ = self.index.vector_index.search(qvec, n)
+        keyword_all = self.index.bm25.scores(query)
+        keyword_ids = self.index.bm25.top(keyword_all, n)
+        # Both scores of every candidate are exact: cosines from the stored vectors, BM25 from the full scoring.
+        rows = list(dict.fromkeys(dense_ids + keyword_ids))
+        dense = dict(zip(rows, (self.index.vectors[rows] @ qvec).tolist()))
+        keyword = {i: float(keyword_all[i]) for i in rows}
+        return _Candidates(qvec, keyword_all, dense, keyword, dense_ids, keyword_ids)
+
+    def _fuse(self, per_query: list["_Candidates"]) -> list[tuple[int, float]]:
         if self.fusion == "rrf":
-            rankings = [r for *_, dense_ids, keyword_ids in per_query for r in (dense_ids, keyword_ids)]
-            return reciprocal_rank_fusion(rankings, self.rrf_k)
+            return reciprocal_rank_fusion([r for c in per_query for r in (c.dense_ids, c.keyword_ids)], self.rrf_k)
         total: dict[int, float] = defaultdict(float)
-        for _, _, dense, keyword, _, _ in per_query:
-            for row, score in convex_fusion(dense, keyword, self.dense_weight):
+        for c in per_query:
+            for row, score in convex_fusion(c.dense, c.keyword, self.dense_weight):
                 total[row] += score
         return sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+class _Candidates(NamedTuple):
+    """One query's candidates: both rankings, and both exact scores of every candidate."""
+
+    qvec: np.ndarray
+    keyword_all: np.ndarray  # BM25 score of every chunk
+    dense: dict[int, float]
+    keyword: dict[int, float]
+    dense_ids: list[int]
+    keyword_ids: list[int]
+
+    def dense_score(self, index: Index, row: int) -> float:
+        return float(index.vectors[row] @ self.qvec)

@@ -97,3 +97,18 @@ def test_number_values_oracle():
     assert number_values("the third quarter") == number_values("the 3rd quarter") == {"3th"}
     assert number_values("2.5 billion") == {"2.5", "2500000000"}
     assert number_values("no numbers here") == set()
+
+
+def test_support_never_raises_on_odd_numbers_and_symbols():
+    import random
+
+    from rag.numbers import is_number
+
+    assert not is_number("2½") and not is_number("a1") and is_number("1,936") and is_number("third")
+    assert support("He had 5½ sacks.", "Davis compiled 5½ sacks") == 1.0
+    rng = random.Random(0)
+    alphabet = "0123456789,.½¾²³-–$%'’ abcxyz٣३一million third"
+    for _ in range(2000):
+        claim = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
+        evidence = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        assert 0.0 <= support(claim, evidence, "q") <= 1.0
