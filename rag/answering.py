@@ -12,10 +12,12 @@ from typing import Sequence
 
 from .citations import check_answer, is_refusal, strip_markers
 from .keyword import STOPWORDS, content_words, stem
+from .numbers import number_values
 from .records import Answer, Hit, Passage, Timings
 
 NOT_FOUND = "The documents do not say."
 _WORD = re.compile(r"[^\s]+")
+_COUNT_QUESTION = re.compile(r"^\s*how (many|much)\b", re.I)
 _QUANTITY_QUESTION = re.compile(r"^\s*(how (many|much|long|old|far)|when|what (year|date|time|day|month)|in what year)\b", re.I)
 
 
@@ -79,9 +81,15 @@ def finish(
     """Check the reply against the passages and decide whether the answer stands or abstains."""
     checked = check_answer(raw, passages, question)
     refused = is_refusal(raw)
+    reason = ""
     if checked.supported_sentences == 0:
         reason = "the model found no answer in the passages" if refused or not raw.strip() else (
             "the model's answer is not supported by the passages")
+    elif _COUNT_QUESTION.search(question) and not number_values(strip_markers(checked.text)):
+        # "How much did Japan contribute?" answered without any amount does not answer it, however
+        # well its other words match a passage.
+        reason = "the question asks for a number and the answer gives none"
+    if reason:
         return Answer(
             question=question, answer=NOT_FOUND, abstained=True, citations=(), passages=tuple(passages),
             timings=timings, search_query=search_query, abstain_reason=reason, id=qid, raw_answer=raw,

@@ -66,7 +66,7 @@ def _card(p: Passage, citation: Citation | None, turn: int, doc_text: str | None
     out = [
         f'<div class="{cls}" id="src-{turn}-{p.number}">',
         f'<div class="card-head"><b>[{p.number}]</b> {html.escape(chunk.title)}</div>',
-        f'<div class="card-meta">{html.escape(chunk.source)} · chars {p.start}–{p.end} · score {p.hit.score:.3f} · {badge}{link}</div>',
+        f'<div class="card-meta">{html.escape(chunk.source)} · chars {p.start}–{p.end} · {_scores(p.hit)} · {badge}{link}</div>',
         f'<div class="passage">{body}</div>',
     ]
     if doc_text is not None:
@@ -114,3 +114,9 @@ CSS = """
 .sources .query, .sources .status { color: #555; font-style: italic; }
 a.cite { text-decoration: none; font-weight: 600; }
 """
+
+
+def _scores(hit) -> str:
+    """The two raw scores a reader can interpret (the fused score is relative to the other candidates)."""
+    cosine = f"cosine {hit.dense_score:.2f}" if hit.dense_score is not None else ""
+    return " · ".join(x for x in (cosine, f"BM25 {hit.keyword_score or 0.0:.1f}") if x)

@@ -112,3 +112,14 @@ def test_support_never_raises_on_odd_numbers_and_symbols():
         claim = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
         evidence = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
         assert 0.0 <= support(claim, evidence, "q") <= 1.0
+
+
+def test_a_count_question_answered_without_a_number_abstains():
+    text = "The Ministry of Public Security joined the COMMIT Process in Hanoi."
+    c = Chunk("c.txt#0", "c.txt", 0, len(text), text, "C")
+    ps = [Passage(1, Hit(c, 0.5, 1), 0, len(text), text)]
+    a = finish("How much money did Japan contribute to the COMMIT Process?",
+               "The Japanese Ministry of Public Security contributed to the COMMIT Process [1].", ps, Timings(), "q", None)
+    assert a.abstained and "number" in a.abstain_reason
+    b = finish("How many people were trained?", "It trained 1,936 people in Vietnam [1].", passages(), Timings(), "q", None)
+    assert not b.abstained
