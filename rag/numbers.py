@@ -11,6 +11,7 @@ True
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
@@ -57,4 +58,6 @@ def _value(token: str) -> str | None:
 
 
 def _format(x: float) -> str:
+    if math.isinf(x):  # a run of 310+ digits: no finite value, and never equal to an ordinary number
+        return "inf"
     return str(int(x)) if x == int(x) else f"{x:g}"
