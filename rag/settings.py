@@ -50,8 +50,8 @@ class Settings:
     # --- retrieval
     top_k: int = 4  # passages given to the model
     # Fusion of the dense and keyword lists: "convex" (weighted sum of z-scores) or "rrf". On the SQuAD
-    # slice (810 questions) hit@1/hit@5/MRR@10: rrf k=10 .680/.962/.800, convex w=0.5 .730/.970/.834
-    # (w=0.4 .833, w=0.6 .835: flat, so the even split stays). See rag/retrieval.py.
+    # slice (810 questions) hit@1/hit@5/MRR@10: rrf k=10 .681/.963/.802, convex w=0.5 .735/.973/.837
+    # (the weight sweep was flat, MRR .833-.835 for w=0.4-0.6, so the even split stays). See rag/retrieval.py.
     fusion: str = "convex"
     dense_weight: float = 0.5
     # Reciprocal rank fusion constant (fusion = "rrf"). 60 is the paper's (Cormack et al. 2009); k=10
