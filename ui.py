@@ -5,6 +5,7 @@ renders them with `rag.present`. It holds no retrieval or prompting logic.
 """
 
 import argparse
+import filecmp
 import logging
 import os
 import shutil
@@ -18,15 +19,13 @@ from rag.cli import settings_from_args
 from rag.documents import SUPPORTED_SUFFIXES
 from rag.errors import RagError
 from rag.pipeline import Done, Pipeline, Retrieved, Token
-from rag.present import CSS, answer_markdown, sources_html
+from rag.present import CSS, answer_markdown, plain_markdown, sources_html
+from rag.questions import QUESTIONS_FILE, folder_questions, question_texts
+from rag.settings import Settings
 
 log = logging.getLogger("ui")
 
-EXAMPLES = [
-    "What did the UK fund?",
-    "Where was the 6th Greater Mekong Subregion Ministerial Conference on Human Trafficking held?",
-    "Who signed the Joint Action Plan with the UK?",
-]
+MAX_EXAMPLES = 5
 _STOPS: dict[str, threading.Event] = {}  # one stop flag per browser session, keyed by session hash
 
 
@@ -40,20 +39,29 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.add_argument(flag, type=Path)
     for flag in ("--embedder", "--generator", "--engine"):
         p.add_argument(flag)
+    p.add_argument("--examples", type=Path, help=f"JSONL file of {{\"question\": ...}} shown as example questions "
+                   f"(default: {QUESTIONS_FILE} in the documents folder; none without it)")
     p.add_argument("--no-warm-up", action="store_true", help="load the model on the first question instead")
     return p.parse_args(argv)
 
 
-def build_app(pipeline: Pipeline):
-    """The Gradio Blocks app for a ready pipeline."""
+def example_questions(settings: Settings, path: Path | None = None) -> list[str]:
+    """The chat's example questions: those of `path`, else the documents folder's own questions.jsonl, else none."""
+    questions = question_texts(path) if path is not None else folder_questions(settings.docs_dir)
+    return questions[:MAX_EXAMPLES]
+
+
+def build_app(pipeline: Pipeline, examples: list[str] | None = None):
+    """The Gradio Blocks app for a ready pipeline (examples: by default the documents folder's own)."""
     s = pipeline.settings
+    examples = example_questions(s) if examples is None else examples
     with gr.Blocks(title="Local cited Q&A") as app:
         gr.Markdown("## Ask your documents\nAnswers come from a local model and cite the passages they use. Nothing leaves this machine.")
         history = gr.State([])  # [(question, answer text)] of this browser session only
         turn = gr.State(0)
         with gr.Row():
             with gr.Column(scale=3):
-                chat = gr.Chatbot(label="Chat", height=520, examples=[{"text": q} for q in EXAMPLES],
+                chat = gr.Chatbot(label="Chat", height=520, examples=[{"text": q} for q in examples] or None,
                                   placeholder="Ask a question about the documents.", elem_id="chat")
                 with gr.Row():
                     box = gr.Textbox(placeholder="Ask a question and press Enter", show_label=False, scale=5, elem_id="question")
@@ -136,7 +144,7 @@ def _respond(pipeline, message, chat_msgs, hist, turn_no, k, max_new, stop_flag)
                 yield chat_msgs, panel, hist, turn_no, ""
             elif isinstance(event, Token):
                 raw += event.text
-                chat_msgs[-1] = {"role": "assistant", "content": raw}
+                chat_msgs[-1] = {"role": "assistant", "content": plain_markdown(raw)}  # the model's text, not markup
                 yield chat_msgs, panel, hist, turn_no, ""
             elif isinstance(event, Done):
                 a = event.answer
@@ -148,7 +156,7 @@ def _respond(pipeline, message, chat_msgs, hist, turn_no, k, max_new, stop_flag)
                 hist = list(hist) + [(a.question, a.short_answer or a.answer)] if not a.abstained else list(hist)
                 yield chat_msgs, panel, hist, turn_no, ""
     except RagError as e:
-        chat_msgs[-1] = {"role": "assistant", "content": f"⚠ {e}"}
+        chat_msgs[-1] = {"role": "assistant", "content": f"⚠ {plain_markdown(str(e))}"}
         yield chat_msgs, sources_html([], [], turn_no, status="No answer."), hist, turn_no, ""
 
 
@@ -162,20 +170,8 @@ def _doc_rows(pipeline: Pipeline) -> list[list]:
 
 
 def _add_uploads(pipeline: Pipeline, files):
-    messages = []
-    docs_dir = pipeline.settings.docs_dir
-    for f in files or []:
-        path = Path(getattr(f, "name", f))
-        name = safe_upload_name(path.name)
-        if name is None:
-            messages.append(f"✗ {path.name}: only {', '.join(SUPPORTED_SUFFIXES)} files are accepted")
-            continue
-        size_mb = path.stat().st_size / 1e6
-        if size_mb > pipeline.settings.max_upload_mb:
-            messages.append(f"✗ {name}: {size_mb:.1f} MB is over the {pipeline.settings.max_upload_mb:g} MB limit")
-            continue
-        shutil.copyfile(path, docs_dir / name)
-        messages.append(f"added {name}")
+    """Copy the uploaded files into the documents folder, then update the index (only changed files are embedded)."""
+    messages = [_copy_upload(Path(getattr(f, "name", f)), pipeline.settings) for f in files or []]
     try:
         report = pipeline.update_index()
         for sk in report.skipped:
@@ -184,6 +180,26 @@ def _add_uploads(pipeline: Pipeline, files):
     except RagError as e:
         messages.append(f"✗ {e}")
     return "\n\n".join(messages), _doc_rows(pipeline), gr.Dropdown(choices=sorted(pipeline.index.documents)), None
+
+
+def _copy_upload(path: Path, settings: Settings) -> str:
+    """Copy one upload into the documents folder; the line that says what happened to it."""
+    name = safe_upload_name(path.name)
+    if name is None:
+        return f"✗ {path.name}: only {', '.join(SUPPORTED_SUFFIXES)} files are accepted"
+    size_mb = path.stat().st_size / 1e6
+    if size_mb > settings.max_upload_mb:
+        return f"✗ {name}: {size_mb:.1f} MB is over the {settings.max_upload_mb:g} MB limit"
+    target = settings.docs_dir / name
+    # A document of that name is overwritten: say so (the index update re-embeds it if its bytes changed).
+    if not target.exists():
+        action = f"added {name}"
+    elif filecmp.cmp(path, target, shallow=False):
+        action = f"replaced {name} (same content)"
+    else:
+        action = f"replaced {name}"
+    shutil.copyfile(path, target)
+    return action
 
 
 def safe_upload_name(name: str):
@@ -210,6 +226,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = settings_from_args(args)
+        examples = example_questions(settings, args.examples)  # a bad file is refused before the index is built
         pipeline = Pipeline.from_settings(settings)
         report = pipeline.last_report
         if report is not None and report.changed:
@@ -220,7 +237,7 @@ def main(argv=None) -> int:
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    app = build_app(pipeline)
+    app = build_app(pipeline, examples)
     app.queue(default_concurrency_limit=4)
     auth = tuple(args.auth.split(":", 1)) if args.auth and ":" in args.auth else None
     if args.host not in ("127.0.0.1", "localhost") and auth is None:

@@ -8,9 +8,13 @@ decided from evidence (retrieval strength and citation support), not only from t
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
+from . import answer_type
 from .citations import check_answer, is_refusal, strip_markers
+from .judge import Thresholds
+from .nlp import PACKAGED
 from .keyword import STOPWORDS, content_words, stem
 from .numbers import number_values
 from .records import Answer, Hit, Passage, Timings
@@ -75,33 +79,54 @@ def _trim(run: list[str]) -> list[str]:
     return run
 
 
+@dataclass(frozen=True)
+class Policy:
+    """When an answer stands: the judge's thresholds and the model check's (settings)."""
+
+    thresholds: Thresholds = Thresholds()
+    min_model_yes: float = 0.0  # abstain when the model's own P(Yes) is below this (0: never)
+    nlp_model: str = PACKAGED
+    check_type: bool = False  # abstain when the answer's type does not fit the question (rag/answer_type.py)
+
+    @classmethod
+    def from_settings(cls, s) -> "Policy":
+        return cls(Thresholds(s.min_support, s.min_coverage, s.require_all_nouns, s.min_restated), s.min_model_yes, s.nlp_model,
+                   s.check_answer_type)
+
+
 def finish(
     question: str, raw: str, passages: Sequence[Passage], timings: Timings, search_query: str, qid: str | None,
+    idf: Callable[[str], float] | None = None, policy: Policy = Policy(), model_yes: float | None = None,
 ) -> Answer:
     """Check the reply against the passages and decide whether the answer stands or abstains."""
-    checked = check_answer(raw, passages, question)
-    refused = is_refusal(raw)
-    reason = ""
+    checked = check_answer(raw, passages, question, idf, policy.thresholds, policy.nlp_model)
+    common = dict(
+        question=question, passages=tuple(passages), timings=timings, search_query=search_query, id=qid,
+        raw_answer=raw, unsupported=checked.unsupported, dropped_markers=checked.dropped_markers, model_check=model_yes,
+    )
+    first = _first_supported_claim(checked.text)
+    short = short_answer(first, question)
+    reason = _abstain_reason(question, raw, checked, policy, model_yes)
+    if not reason and policy.check_type:
+        reason = answer_type.problem(question, strip_markers(first), short, policy.nlp_model)
+    if reason:
+        return Answer(answer=NOT_FOUND, abstained=True, citations=(), abstain_reason=reason, **common)
+    return Answer(answer=checked.text, abstained=False, citations=checked.citations, short_answer=short, **common)
+
+
+def _abstain_reason(question: str, raw: str, checked, policy: Policy, model_yes: float | None) -> str:
     if checked.supported_sentences == 0:
-        reason = "the model found no answer in the passages" if refused or not raw.strip() else (
-            "the model's answer is not supported by the passages")
-    elif _COUNT_QUESTION.search(question) and not number_values(strip_markers(checked.text)):
+        if is_refusal(raw) or not raw.strip():
+            return "the model found no answer in the passages"
+        why = checked.unsupported[0].reason if checked.unsupported else "no passage supports it"
+        return f"the model's answer is not supported by the passages: {why}"
+    if _COUNT_QUESTION.search(question) and not number_values(strip_markers(checked.text)):
         # "How much did Japan contribute?" answered without any amount does not answer it, however
         # well its other words match a passage.
-        reason = "the question asks for a number and the answer gives none"
-    if reason:
-        return Answer(
-            question=question, answer=NOT_FOUND, abstained=True, citations=(), passages=tuple(passages),
-            timings=timings, search_query=search_query, abstain_reason=reason, id=qid, raw_answer=raw,
-            extra={"unsupported": list(checked.unsupported), "dropped_markers": list(checked.dropped_markers)},
-        )
-    first = _first_supported_claim(checked.text)
-    return Answer(
-        question=question, answer=checked.text, abstained=False, citations=checked.citations,
-        passages=tuple(passages), timings=timings, short_answer=short_answer(first, question),
-        search_query=search_query, id=qid, raw_answer=raw,
-        extra={"unsupported": list(checked.unsupported), "dropped_markers": list(checked.dropped_markers)},
-    )
+        return "the question asks for a number and the answer gives none"
+    if model_yes is not None and model_yes < policy.min_model_yes:
+        return f"the model itself doubts that the passages state its answer (P(yes) {model_yes:.2f})"
+    return ""
 
 
 def abstain_early(question: str, passages: Sequence[Passage], timings: Timings, search_query: str, qid: str | None, reason: str) -> Answer:

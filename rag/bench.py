@@ -17,19 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import RagError
+from .questions import QUESTIONS_FILE, folder_questions, question_texts
+
 log = logging.getLogger(__name__)
 
-BENCH_QUESTIONS = [  # fixed set, about the seed documents
-    "What did the UK fund?",
-    "On what date was the Vietnam-UK Joint Action Plan signed?",
-    "Where was the 6th Greater Mekong Subregion Ministerial Conference on Human Trafficking held?",
-    "Who delivered the opening speech at IMM6?",
-]
 NAIVE_CHUNK, NAIVE_K = 1000, 4
+TITLE_QUESTIONS = 4  # questions made from document titles when a folder brings none
 
 
 def add_parser(sub, common) -> None:
-    p = sub.add_parser("bench", help="measure speed and memory", description="Benchmark indexing, retrieval and generation on the seed documents.")
+    p = sub.add_parser("bench", help="measure speed and memory", description="Benchmark indexing, retrieval and generation on the documents folder.")
+    p.add_argument("--questions", type=Path, help=f"JSONL file of {{\"question\": ...}} to ask (default: {QUESTIONS_FILE} in the "
+                   "documents folder, else questions made from the document titles)")
     p.add_argument("--json", dest="json_out", type=Path, help="write the figures here")
     p.add_argument("--scale-chunks", type=int, default=100_000, help="size of the synthetic corpus for the scale test (0 = skip)")
     p.add_argument("--repeats", type=int, default=3, help="repeats of each timing (median is reported)")
@@ -42,14 +42,16 @@ def run_bench(args) -> int:
     from .embedding import make_embedder
 
     settings = settings_from_args(args)
+    questions, source = bench_questions(settings.docs_dir, args.questions)
+    print_questions(questions, source, settings.docs_dir)
     embedder = make_embedder(settings.embedder, Path(settings.cache_dir))
     embedder.embed(["warm up"])  # model load is not indexing time
-    out: dict = {}
+    out: dict = {"bench_questions": questions, "questions_from": source}
     with tempfile.TemporaryDirectory() as tmp:
         out.update(bench_index(settings, embedder, Path(tmp), args.repeats))
         pipeline = _pipeline(settings, embedder, Path(tmp) / "index")
-        out.update(bench_retrieval(pipeline))
-        out.update(bench_answers(pipeline, Path(tmp)))
+        out.update(bench_retrieval(pipeline, questions))
+        out.update(bench_answers(pipeline, Path(tmp), questions))
     if args.scale_chunks:
         out.update(bench_scale(args.scale_chunks, settings.docs_dir))
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -59,6 +61,37 @@ def run_bench(args) -> int:
         args.json_out.write_text(json.dumps(out, indent=1))
         print(f"wrote {args.json_out}")
     return 0
+
+
+def bench_questions(docs_dir: Path, path: Path | None = None) -> tuple[list[str], str]:
+    """The questions to ask and what they came from: a file, or "document titles".
+
+    `path` if given, else the folder's own questions.jsonl; a folder without one gets questions made
+    from its document titles rather than another folder's questions (the seeds' would find nothing).
+    """
+    from .documents import load_folder
+
+    path = path or (docs_dir / QUESTIONS_FILE if folder_questions(docs_dir) else None)
+    if path is not None:
+        questions = question_texts(path)
+        if not questions:
+            raise RagError(f"{path} has no questions")
+        return questions, str(path)
+    docs, _ = load_folder(docs_dir)
+    if not docs:
+        raise RagError(f"no documents in {docs_dir} to make bench questions from; pass --questions FILE.jsonl")
+    return [f"What does the document say about {d.title}?" for d in docs[:TITLE_QUESTIONS]], "document titles"
+
+
+def print_questions(questions: list[str], source: str, docs_dir: Path) -> None:
+    """Say which questions this run measures (they decide the answer figures)."""
+    if source == "document titles":
+        print(f"bench questions ({len(questions)}, made from the document titles: no {QUESTIONS_FILE} in {docs_dir}; "
+              "pass --questions FILE.jsonl to choose):")
+    else:
+        print(f"bench questions ({len(questions)}, from {source}):")
+    for q in questions:
+        print(f"  {q}")
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -103,34 +136,34 @@ def _pipeline(settings, embedder, index_dir: Path):
     return p
 
 
-def bench_retrieval(pipeline, rounds: int = 25) -> dict:
+def bench_retrieval(pipeline, questions: list[str], rounds: int = 25) -> dict:
     times = []
     for _ in range(rounds):
-        for q in BENCH_QUESTIONS:
+        for q in questions:
             t0 = time.perf_counter()
             pipeline.search(q)
             times.append((time.perf_counter() - t0) * 1000)
     return {"retrieve_p50_ms": float(np.percentile(times, 50)), "retrieve_p95_ms": float(np.percentile(times, 95))}
 
 
-def bench_answers(pipeline, tmp: Path) -> dict:
+def bench_answers(pipeline, tmp: Path, questions: list[str]) -> dict:
     """Our pipeline, the raw engine on the same prompts, and the naive pipeline, question by question."""
 
     pipeline.warm_up()
     ours, raw, naive = [], [], []
-    for q in BENCH_QUESTIONS:
+    for q in questions:
         a = pipeline.ask(q)
         gen_s = a.timings.total_s - (a.timings.ttft_s or 0)
         ours.append({"ttft_s": a.timings.ttft_s, "total_s": a.timings.total_s, "prompt_tokens": a.timings.prompt_tokens,
                      "tokens_per_s": (a.timings.completion_tokens - 1) / gen_s if gen_s > 0 and a.timings.completion_tokens > 1 else None})
         raw.append(_raw_engine(pipeline, q))
     naive_pipeline = _naive(pipeline, tmp)
-    for q in BENCH_QUESTIONS:
+    for q in questions:
         a = naive_pipeline.ask(q)
         naive.append({"ttft_s": a.timings.ttft_s, "prompt_tokens": a.timings.prompt_tokens})
     med = lambda rows, key: statistics.median([r[key] for r in rows if r.get(key) is not None] or [float("nan")])  # noqa: E731
     return {
-        "questions": len(BENCH_QUESTIONS),
+        "questions": len(questions),
         "ttft_s": med(ours, "ttft_s"), "total_s": med(ours, "total_s"), "prompt_tokens": med(ours, "prompt_tokens"),
         "gen_tokens_per_s": med(ours, "tokens_per_s"), "raw_gen_tokens_per_s": med(raw, "tokens_per_s"),
         "raw_ttft_s": med(raw, "ttft_s"),

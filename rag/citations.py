@@ -1,8 +1,8 @@
 """The citation format `[n]`, its parser, and the checks that make citations trustworthy.
 
 A model's markers are never trusted: a marker must name a passage that was given, and the sentence
-that carries it must be supported by that passage (its content words, numbers above all, must occur
-there). Unsupported markers are re-pointed to a passage that does support the sentence, or dropped.
+that carries it must be supported by a sentence of that passage (`rag.judge`). A marker is
+re-pointed to a passage that does support the sentence; a sentence that none supports is removed.
 
 >>> strip_markers("Paris [1] is big [2, 9].")
 'Paris is big.'
@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
-from .keyword import content_words, stem
-from .numbers import is_number, number_values
-from .records import Citation, Passage
+from .judge import Evidence, Thresholds, Verdict, judge, rank
+from .nlp import PACKAGED
+from .records import Citation, Passage, Unsupported
 from .text import sentence_spans
 
 MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_NUMBER = re.compile(r"\d")
 REFUSAL = re.compile(
     r"documents? do(?:es)? not (?:say|contain|mention|provide|specify|state)|"
     r"passages? do(?:es)? not (?:say|contain|mention|provide|specify|state)|"
@@ -31,7 +30,6 @@ REFUSAL = re.compile(
     r"not enough information|unable to (?:answer|find|determine)",
     re.IGNORECASE,
 )
-SUPPORT_THRESHOLD = 0.5  # share of the claim's new content words that must occur in the passage
 
 
 @dataclass(frozen=True)
@@ -43,10 +41,10 @@ class Marker:
 
 @dataclass(frozen=True)
 class CheckedAnswer:
-    text: str  # the answer with checked markers only
+    text: str  # the supported sentences (and refusals), with checked markers only
     citations: tuple[Citation, ...]
     supported_sentences: int
-    unsupported: tuple[str, ...]  # sentences no passage supports
+    unsupported: tuple[Unsupported, ...]  # sentences no passage supports, with why
     dropped_markers: tuple[int, ...]  # markers that named no given passage
 
 
@@ -55,6 +53,31 @@ def find_markers(text: str) -> list[Marker]:
         Marker(m.start(), m.end(), tuple(int(n) for n in re.split(r"\s*[,;]\s*", m.group(1))))
         for m in MARKER.finditer(text)
     ]
+
+
+# "…, as stated in passage [2]." / "According to [1], …": words that point at a marker, not claims.
+_POINTER = re.compile(
+    r"(?:,?\s*\b(?:as\s+(?:stated|mentioned|shown|described|noted|given|seen|indicated|said)\s+)?"
+    r"(?:in|from|by|see|per|according\s+to)\s+(?:the\s+)?(?:passages?|sources?|documents?)?\s*"
+    r"(?=\[\d+(?:\s*[,;]\s*\d+)*\]))|(?:\b(?:passages?|sources?)\s*(?=\[\d))",
+    re.IGNORECASE,
+)
+
+
+def claim_text(sentence: str) -> str:
+    """A sentence of the answer as a claim: markers and the words that point at them removed.
+
+    >>> claim_text("The UK gave 1 million pounds, as stated in passage [2].")
+    'The UK gave 1 million pounds.'
+    >>> claim_text("According to [1], 1,936 people were trained.")
+    '1,936 people were trained.'
+    >>> claim_text("It passed on November 28, 2024, [1].")
+    'It passed on November 28, 2024.'
+    """
+    text = strip_markers(_POINTER.sub(" ", sentence))
+    text = re.sub(r"^\s*,\s*", "", text)
+    text = re.sub(r"\s*[,;:]+\s*([.!?])$", r"\1", text)  # "…, 2024, [1]." leaves "2024,." behind
+    return text[:1].upper() + text[1:] if text else text
 
 
 def strip_markers(text: str) -> str:
@@ -66,57 +89,59 @@ def is_refusal(text: str) -> bool:
     return bool(REFUSAL.search(text))
 
 
-def support(claim: str, evidence: str, question: str = "") -> float:
-    """Share of the claim's content words (not already in the question) found in the evidence.
+def check_answer(
+    answer: str, passages: Sequence[Passage], question: str, idf: Callable[[str], float] | None = None,
+    thresholds: Thresholds = Thresholds(), nlp_model: str = PACKAGED,
+) -> CheckedAnswer:
+    """Judge every sentence of the answer against the passages; keep only supported ones, cited.
 
-    A number missing from the evidence makes the support 0: an invented amount or date is the
-    worst kind of unsupported claim.
+    A sentence is judged first against the passages it cites; if none supports it, against the
+    others (its citation is re-pointed). A sentence no passage supports is removed from the text and
+    listed in `unsupported` with the reason. Refusal sentences stay, without a marker.
     """
-    asked = {stem(w) for w in content_words(question)}  # "registered" restates "register"
-    words = [w for w in dict.fromkeys(content_words(claim)) if stem(w) not in asked]
-    if not words:
-        return 1.0 if claim.strip() else 0.0
-    have = set(content_words(evidence))
-    stems = {stem(w) for w in have}
-    values = number_values(evidence)  # "3" in a claim is found in "three plays", "$5,000,000" in "$5 million"
-    if any(_NUMBER.search(w) and w not in have and not number_values(w) <= values for w in words):
-        return 0.0  # an amount, date or count the evidence does not contain: never supported
-    found = sum(1 for w in words if w in have or stem(w) in stems or (is_number(w) and number_values(w) <= values))
-    return found / len(words)
-
-
-def check_answer(answer: str, passages: Sequence[Passage], question: str) -> CheckedAnswer:
-    """Verify every sentence's markers against the passages; return clean text and citations."""
     by_number = {p.number: p for p in passages}
     out_parts: list[str] = []
     citations: dict[int, Citation] = {}
-    unsupported: list[str] = []
+    unsupported: list[Unsupported] = []
     dropped: list[int] = []
     supported = 0
     for s, e in sentence_spans(answer):
         sentence = answer[s:e]
-        claim = strip_markers(sentence)
+        claim = claim_text(sentence)
         cited = [n for m in find_markers(sentence) for n in m.numbers]
         dropped += [n for n in cited if n not in by_number]
-        chosen = _supporting_passages([by_number[n] for n in dict.fromkeys(cited) if n in by_number], claim, question)
-        if not chosen and claim and not is_refusal(claim):
-            chosen = _supporting_passages(list(passages), claim, question)[:1]
-        if chosen:
-            supported += 1
-            for p in chosen:
-                citations.setdefault(p.number, _cite(p, claim, question))
-        elif claim and not is_refusal(claim):
-            unsupported.append(claim)
-        out_parts.append(_with_markers(claim, [p.number for p in chosen]))
+        if not claim or is_refusal(claim):
+            out_parts.append(claim)
+            continue
+        verdict = _verdict(claim, question, cited, passages, idf, thresholds, nlp_model)
+        if not verdict.supported:
+            unsupported.append(Unsupported(claim, verdict.reason))
+            continue
+        supported += 1
+        ev = verdict.evidence
+        citations.setdefault(ev.passage.number, _cite(ev))
+        out_parts.append(_with_markers(claim, [ev.passage.number]))
     ordered = tuple(citations[n] for n in sorted(citations))
     return CheckedAnswer(" ".join(p for p in out_parts if p), ordered, supported, tuple(unsupported), tuple(dropped))
 
 
-def _supporting_passages(candidates: list[Passage], claim: str, question: str) -> list[Passage]:
-    scored = [(support(claim, p.text, question), p) for p in candidates]
-    good = [(sc, p) for sc, p in scored if sc >= SUPPORT_THRESHOLD]
-    good.sort(key=lambda sp: -sp[0])
-    return [p for _, p in good]
+def _verdict(claim, question, cited, passages, idf, thresholds, nlp_model) -> Verdict:
+    """The cited passages first; the others only if none of those supports the claim.
+
+    When none does, the verdict names the closest span, wherever it is (its reason is the telling one).
+    """
+    first = [p for p in passages if p.number in cited]
+    rest = [p for p in passages if p.number not in cited]
+    verdicts = []
+    for group in (first, rest):
+        if group:
+            verdict = judge(claim, question, group, idf, thresholds, nlp_model)
+            if verdict.supported:
+                return verdict
+            verdicts.append(verdict)
+    if not verdicts:
+        return Verdict(claim, None, "no passage to check the answer against")
+    return max(verdicts, key=lambda v: rank(v.evidence) if v.evidence else (False, -1.0, 0))
 
 
 def _with_markers(claim: str, numbers: list[int]) -> str:
@@ -130,17 +155,11 @@ def _with_markers(claim: str, numbers: list[int]) -> str:
     return f"{claim} {marks}"
 
 
-def _cite(p: Passage, claim: str, question: str) -> Citation:
-    """Cite the sentence of the passage that best supports the claim (the whole passage if none)."""
-    doc_text = p.text
-    best, best_score = (0, len(doc_text)), -1.0
-    for s, e in sentence_spans(doc_text):
-        score = support(claim, doc_text[s:e], question) + 0.01 * support(question, doc_text[s:e])
-        if score > best_score:
-            best, best_score = (s, e), score
-    s, e = best
+def _cite(ev: Evidence) -> Citation:
+    """The supporting span (one sentence or two adjacent ones) with exact document offsets."""
+    p = ev.passage
     chunk = p.hit.chunk
     return Citation(
-        marker=p.number, source=chunk.source, start=p.start + s, end=p.start + e,
-        text=doc_text[s:e], title=chunk.title, url=chunk.url, supported=True,
+        marker=p.number, source=chunk.source, start=p.start + ev.start, end=p.start + ev.end,
+        text=ev.text, title=chunk.title, url=chunk.url, supported=True,
     )

@@ -7,9 +7,10 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Sequence
 
 from .errors import RagError
+from .questions import read_questions  # noqa: F401  (rag.evaluate imports it from here)
 from .settings import Settings
 
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="?", help="the question")
     p.add_argument("--k", type=int, help="number of passages (default: 4)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--questions", type=Path, help="JSONL file of {id, question}: with --json, answers each line (like ask)")
+    p.add_argument("--questions", type=Path, help="JSONL file of {id, question}: with --json, one line of passages per question (retrieval only)")
     _common(p)
 
     p = sub.add_parser("ask", help="answer a question with citations", description="Answer with a local model, citing the passages used.")
@@ -117,39 +118,37 @@ def cmd_index(args) -> int:
     return 0
 
 
-def read_questions(path: Path) -> Iterator[dict]:
-    """Lines of a JSONL file with at least {"id", "question"}; a bad line is a clear error."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise RagError(f"cannot read {path}: {e}") from None
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RagError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict) or "question" not in row:
-            raise RagError(f"{path}:{n}: each line needs a \"question\"")
-        yield row
-
-
 def _emit(obj: dict) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
 
-def _answer_batch(pipeline, rows: list[dict]) -> int:
+def _batch(rows: list[dict], handle: Callable[[str, str | None], dict]) -> int:
+    """One JSON line per row, in order: `handle(question, id)`, or `{id, question, error}` for a bad question."""
     from .errors import QuestionError
 
     for row in rows:
         qid = None if row.get("id") is None else str(row["id"])
         try:
-            _emit(pipeline.ask(row["question"], qid=qid).to_json())
+            _emit(handle(row["question"], qid))
         except QuestionError as e:  # one bad line does not stop the batch
             _emit({"id": qid, "question": row["question"], "error": str(e)})
     return 0
+
+
+def _answer_batch(pipeline, rows: list[dict]) -> int:
+    """`ask --json --questions`: the full answer object per question."""
+    return _batch(rows, lambda question, qid: pipeline.ask(question, qid=qid).to_json())
+
+
+def _search_batch(pipeline, rows: list[dict], k: int | None) -> int:
+    """`search --json --questions`: retrieval only (the model is never loaded), `{id, question, passages}` per line."""
+    from .records import hit_json
+
+    def search(question: str, qid: str | None) -> dict:
+        return {"id": qid, "question": question, "passages": [hit_json(h) for h in pipeline.search(question, k)]}
+
+    return _batch(rows, search)
 
 
 def _check_input_first(args) -> list[dict] | None:
@@ -172,7 +171,7 @@ def cmd_search(args) -> int:
     rows = _check_input_first(args)
     pipeline = _pipeline(args)
     if rows is not None:
-        return _answer_batch(pipeline, rows)
+        return _search_batch(pipeline, rows, args.k)
     hits = pipeline.search(args.question, args.k)
     if args.json:
         _emit({"question": args.question, "passages": [hit_json(h) for h in hits]})

@@ -25,10 +25,16 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # Bumped when parsing changes, so that documents are re-parsed although their bytes did not change.
-PARSER_VERSION = 2
+# 3: the source URL is read from a trailing "<word>: <url>" line in any language, not from any "Source:" line.
+PARSER_VERSION = 3
 _PREFERRED = ("cp1252", "latin_1", "iso8859_15")
 _CHAOS_SLACK = 0.1
-_URL_LINE = re.compile(r"^\s*(?:Source|URL|Nguồn)\s*:\s*(https?://\S+)\s*$", re.IGNORECASE | re.MULTILINE)
+# A line saying where the text comes from: one word in any language ("Source", "Nguồn", "Quelle", "出典";
+# a letter, then anything but spaces and colons, so combining marks count), a colon (French "Source :",
+# full-width "："), a URL (bare or <autolink>), nothing else.
+_SOURCE_LINE = re.compile(r"[^\W\d_][^\s:：]*\s*[:：]\s*<?(https?://[^\s<>]+)>?")
+# Only the last few non-empty lines count: a URL in the body is a reference, not the document's source.
+_SOURCE_LINES = 3
 
 
 @dataclass(frozen=True)
@@ -144,8 +150,17 @@ def _first_line_title(text: str, fallback: str, limit: int = 90) -> str:
 
 
 def _source_url(text: str) -> str | None:
-    matches = _URL_LINE.findall(text)
-    return matches[-1] if matches else None
+    """The URL of a "Source: <url>"-style line among the last few non-empty lines (the lowest one wins).
+
+    >>> _source_url("Body with https://a.example/x in it.\\nQuelle: https://b.example/y\\nComment (0)")
+    'https://b.example/y'
+    """
+    tail = [line.strip() for line in text.splitlines() if line.strip()][-_SOURCE_LINES:]
+    for line in reversed(tail):
+        match = _SOURCE_LINE.fullmatch(line)
+        if match:
+            return match.group(1)
+    return None
 
 
 def _html_text(html: str) -> tuple[str, str]:

@@ -21,6 +21,10 @@ class IndexCorruptError(IndexError_):
     """A saved index file fails its checksum or cannot be parsed."""
 
 
+class IndexBusyError(RagError):
+    """Another process held the index folder's update lock for longer than we would wait."""
+
+
 class ModelError(RagError):
     """A model file is missing, fails its sha256 check, or cannot be loaded."""
 

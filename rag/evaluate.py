@@ -10,11 +10,11 @@ import hashlib
 import json
 import random
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .citations import SUPPORT_THRESHOLD, strip_markers, support
+from .citations import strip_markers
 from .errors import RagError
 from .metrics import alce_correct, exact_match, percentile, precision_recall, reciprocal_rank, token_f1
 from .text import normalize_answer
@@ -40,6 +40,8 @@ def add_parser(sub, common) -> None:
     p.add_argument("--json", dest="json_out", type=Path, help="write the summary and per-question records here")
     p.add_argument("--retrieval-only", action="store_true", help="skip generation (fast)")
     p.add_argument("--k", type=int, help="passages given to the model (default: 4)")
+    p.add_argument("--reply-cache", type=Path, help="record the model's replies here and replay them for prompts seen "
+                   "before (re-judge the same replies after changing the checks; speed counts fresh replies only)")
     common(p)
     p.set_defaults(func=run_eval)
 
@@ -73,7 +75,13 @@ def run_eval(args) -> int:
     questions = load_questions(args.qa)
     if not questions:
         raise RagError(f"no questions in {args.qa}")
-    pipeline = Pipeline.from_settings(settings)
+    generator = None
+    if args.reply_cache and not args.retrieval_only:
+        from .generation import make_generator
+        from .generation.replay import ReplayCache
+
+        generator = ReplayCache(make_generator(settings), args.reply_cache)
+    pipeline = Pipeline.from_settings(settings, generator=generator)
     retrieval = retrieval_records(pipeline, questions)
     sample = questions if not args.limit or args.limit >= len(questions) else random.Random(args.seed).sample(questions, args.limit)
     answers = [] if args.retrieval_only else answer_records(pipeline, sample)
@@ -110,22 +118,63 @@ def retrieval_records(pipeline, questions: list[Question]) -> list[dict]:
     return records
 
 
+# The abstention trade-off: each answer is judged again with one setting changed from the run's own
+# (the first row is the run's settings). Settings of the judge (rag/judge.py) and of the answer policy.
+VARIANTS: tuple[tuple[str, object], ...] = (
+    ("as run", None),
+    *((f"min_coverage={v}", ("min_coverage", v)) for v in (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)),
+    *((f"min_restated={v}", ("min_restated", v)) for v in (0.0, 0.5, 0.7, 0.85, 1.0)),
+    *((f"min_support={v}", ("min_support", v)) for v in (0.5, 0.67, 0.8)),
+    *((f"min_model_yes={v}", ("min_model_yes", v)) for v in (0.0, 0.7, 0.8)),
+    *((f"check_answer_type={v}", ("check_type", v)) for v in (False, True)),
+    *((f"require_all_nouns={v}", ("all_nouns", v)) for v in (False, True)),
+)
+
+
 def answer_records(pipeline, questions: list[Question]) -> list[dict]:
     records = []
     for q in _progress(questions, "answers"):
         a = pipeline.ask(q.question, qid=q.id)
-        records.append(score_answer(q, a))
+        record = score_answer(q, a)
+        record["replayed"] = bool(getattr(pipeline.generator, "last_replayed", False)) and a.timings.ttft_s is not None
+        record["curve"] = trade_off(pipeline, q, a)
+        records.append(record)
     return records
+
+
+def trade_off(pipeline, q: Question, a) -> list[list]:
+    """[abstained, correct] of this reply judged under every variant of VARIANTS, in order."""
+    from .answering import Policy, finish
+
+    base = Policy.from_settings(pipeline.settings)
+    out = []
+    for _, change in VARIANTS:
+        if change is None or (a.timings.ttft_s is None and a.abstained):  # as run, or abstained before the model
+            b = a
+        else:
+            b = finish(q.question, a.raw_answer, a.passages, a.timings, a.search_query, a.id,
+                       pipeline.index.bm25.idf_of, _vary(base, *change), a.model_check)
+        out.append([b.abstained, _correct(q, b)])
+    return out
+
+
+def _vary(policy, name: str, value):
+    if hasattr(policy.thresholds, name):
+        return replace(policy, thresholds=replace(policy.thresholds, **{name: value}))
+    return replace(policy, **{name: value})
+
+
+def _correct(q: Question, a) -> bool:
+    if q.answerable:
+        return (not a.abstained) and alce_correct(strip_markers(a.answer), q.answers)
+    return a.abstained
 
 
 def score_answer(q: Question, a) -> dict[str, Any]:
     """Everything we measure about one answer, as a JSON-ready record."""
     text = strip_markers(a.answer)
-    good_citations = [c for c in a.citations if _good_citation(c, q, text)]
-    if q.answerable:
-        correct = (not a.abstained) and alce_correct(text, q.answers)
-    else:
-        correct = a.abstained
+    good_citations = [c for c in a.citations if c.supported and c.source in q.sources]
+    correct = _correct(q, a)
     t = a.timings
     gen_s = (t.total_s - t.ttft_s) if t.ttft_s is not None else None
     return {
@@ -135,6 +184,9 @@ def score_answer(q: Question, a) -> dict[str, Any]:
         "em": exact_match(a.short_answer, q.answers) if q.answerable and not a.abstained else 0.0,
         "f1": token_f1(a.short_answer, q.answers) if q.answerable and not a.abstained else 0.0,
         "words": len(text.split()), "citations": len(a.citations), "good_citations": len(good_citations),
+        "citations_with_gold": sum(_holds_gold(c.text, q.answers) for c in a.citations),
+        "unsupported": [{"claim": u.claim, "reason": u.reason} for u in a.unsupported],
+        "raw_answer": a.raw_answer, "model_check": a.model_check, "check_s": t.check_s,
         "retrieve_ms": t.retrieve_ms, "ttft_s": t.ttft_s, "total_s": t.total_s,
         "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
         "tokens_per_s": (t.completion_tokens - 1) / gen_s if gen_s and t.completion_tokens > 1 else None,
@@ -142,14 +194,10 @@ def score_answer(q: Question, a) -> dict[str, Any]:
     }
 
 
-def _good_citation(c, q: Question, answer_text: str) -> bool:
-    """From a gold source, and containing a gold answer or supporting the answer."""
-    if c.source not in q.sources:
-        return False
-    span = f" {normalize_answer(c.text)} "
-    if any(f" {normalize_answer(g)} " in span for g in q.answers if normalize_answer(g)):
-        return True
-    return support(answer_text, c.text, q.question) >= SUPPORT_THRESHOLD
+def _holds_gold(span: str, golds) -> bool:
+    """Whether a cited span contains a gold answer (normalised, whole words)."""
+    padded = f" {normalize_answer(span)} "
+    return any(f" {normalize_answer(g)} " in padded for g in golds if normalize_answer(g))
 
 
 def _mean(values) -> float | None:
@@ -177,28 +225,58 @@ def summarize(retrieval: list[dict], answers: list[dict]) -> dict[str, Any]:
         "em": _mean([a["em"] for a in answerable]), "f1": _mean([a["f1"] for a in answerable]),
         "median_words": percentile([a["words"] for a in answers if not a["abstained"]], 0.5),
     }
+    answered = [a for a in answerable if not a["abstained"]]
+    answered_cites = sum(a["citations"] for a in answered)
     s["citations"] = {
         "precision": sum(a["good_citations"] for a in answers) / total_cites if total_cites else None,
         "recall": _mean([a["good_citations"] > 0 for a in answerable]),
+        # of the sentences cited for answered answerable questions, the share that contain a gold answer
+        "support_precision": sum(a["citations_with_gold"] for a in answered) / answered_cites if answered_cites else None,
     }
     p, r = precision_recall([a["abstained"] for a in answers], [not a["answerable"] for a in answers])
     s["abstention"] = {"precision": p, "recall": r, "abstained": sum(a["abstained"] for a in answers)}
+    checked = [a["model_check"] for a in answers if a.get("model_check") is not None]
+    s["model_check"] = {"checked": len(checked), "check_s_p50": percentile([a["check_s"] for a in answers if a.get("model_check") is not None], 0.5)}
+    s["trade_off"] = trade_off_summary(answers)
+    fresh = [a for a in answers if not a.get("replayed")]  # replayed replies took no generation time
     s["speed"] = {
+        "fresh_replies": len(fresh),
         "retrieve_ms_p50": percentile([a["retrieve_ms"] for a in answers], 0.5),
         "retrieve_ms_p95": percentile([a["retrieve_ms"] for a in answers], 0.95),
-        "ttft_s_p50": percentile([a["ttft_s"] for a in answers], 0.5),
-        "ttft_s_p95": percentile([a["ttft_s"] for a in answers], 0.95),
-        "total_s_p50": percentile([a["total_s"] for a in answers], 0.5),
-        "total_s_p95": percentile([a["total_s"] for a in answers], 0.95),
-        "tokens_per_s_p50": percentile([a["tokens_per_s"] for a in answers], 0.5),
+        "ttft_s_p50": percentile([a["ttft_s"] for a in fresh], 0.5),
+        "ttft_s_p95": percentile([a["ttft_s"] for a in fresh], 0.95),
+        "total_s_p50": percentile([a["total_s"] for a in fresh], 0.5),
+        "total_s_p95": percentile([a["total_s"] for a in fresh], 0.95),
+        "tokens_per_s_p50": percentile([a["tokens_per_s"] for a in fresh], 0.5),
         "prompt_tokens_p50": percentile([a["prompt_tokens"] for a in answers if a["prompt_tokens"]], 0.5),
     }
     return s
 
 
+def trade_off_summary(answers: list[dict]) -> list[dict]:
+    """Abstention precision/recall and correctness under every variant of the recorded curves."""
+    rows = []
+    if not answers or "curve" not in answers[0]:
+        return rows
+    for i, (label, _) in enumerate(VARIANTS):
+        abstained = [a["curve"][i][0] for a in answers]
+        p, r = precision_recall(abstained, [not a["answerable"] for a in answers])
+        rows.append({"variant": label, "abstention_precision": p, "abstention_recall": r,
+                     "correct": _mean([a["curve"][i][1] for a in answers]),
+                     "correct_answerable": _mean([a["curve"][i][1] for a in answers if a["answerable"]])})
+    return rows
+
+
 def print_summary(summary: dict) -> None:
     for section, values in summary.items():
         if section == "settings":
+            continue
+        if section == "trade_off":
+            print("trade-off   variant                    abstention P / R   correct (answerable)")
+            for r in values:
+                f = lambda v: "  -  " if v is None else f"{v:.3f}"  # noqa: E731
+                print(f"            {r['variant']:<26} {f(r['abstention_precision'])} / {f(r['abstention_recall'])}"
+                      f"   {f(r['correct'])} ({f(r['correct_answerable'])})")
             continue
         cells = []
         for k, v in values.items():

@@ -61,3 +61,25 @@ def _format(x: float) -> str:
     if math.isinf(x):  # a run of 310+ digits: no finite value, and never equal to an ordinary number
         return "inf"
     return str(int(x)) if x == int(x) else f"{x:g}"
+
+
+def phrase_value(text: str) -> str | None:
+    """The canonical value of one number phrase: its first number, scaled by the words after it.
+
+    >>> phrase_value("1 million"), phrase_value("more than 7 million"), phrase_value("1,936"), phrase_value("two hundred")
+    ('1000000', '7000000', '1936', '200')
+    >>> phrase_value("pounds") is None
+    True
+    """
+    value: str | None = None
+    for token in _TOKEN.findall(text):
+        lower = token.lower()
+        if value is None:
+            value = _value(lower) if lower != "hundred" else None
+            if value is not None and value.endswith("th"):
+                return value
+        elif lower in SCALES or lower == "hundred":
+            value = _format(float(value) * SCALES.get(lower, 100))
+        elif _value(lower) is not None:
+            break  # a second number: the phrase was two numbers ("2021 2025"); keep the first
+    return value

@@ -20,13 +20,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from .answering import abstain_early, finish, retrieval_evidence
+from .answering import Policy, abstain_early, finish, retrieval_evidence
 from .embedding import Embedder, make_embedder
 from .documents import load_file
 from .errors import DocumentError, GenerationError, QuestionError
 from .generation import Generator, Usage, make_generator
 from .keyword import content_words
-from .prompting import build_messages, select_passages
+from .citations import is_refusal
+from .prompting import build_messages, load_prompt, render, select_passages
 from .records import Answer, Hit, Passage, Timings
 from .retrieval import HybridRetriever
 from .settings import Settings
@@ -218,11 +219,25 @@ class Pipeline:
                     ttft = time.perf_counter() - t0
                 pieces.append(piece)
                 yield Token(piece)
+            raw = "".join(pieces)
+            t_check = time.perf_counter()
+            verdict = self._model_check(messages, raw, question, stop_event)
+            check_s = time.perf_counter() - t_check
         timings = Timings(
             retrieve_ms=retrieve_ms, ttft_s=ttft, total_s=time.perf_counter() - t0,
-            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, check_s=check_s,
         )
-        yield Done(finish(question, "".join(pieces), passages, timings, query, qid))
+        policy = Policy.from_settings(self.settings)
+        yield Done(finish(question, raw, passages, timings, query, qid, index.bm25.idf_of, policy, verdict))
+
+    def _model_check(self, messages: list[dict], raw: str, question: str, stop_event) -> float | None:
+        """The model's own P(Yes) that its reply is stated in the passages (same conversation, one more turn)."""
+        if not self.settings.model_check or not raw.strip() or is_refusal(raw):
+            return None
+        if stop_event is not None and stop_event.is_set():
+            return None
+        turn = render(load_prompt("verify.txt"), question=question).strip()
+        return self.generator.yes_probability(messages + [{"role": "assistant", "content": raw}, {"role": "user", "content": turn}])
 
     def _fit_prompt(self, question, passages, history, max_new_tokens):
         """Drop earlier turns, then the weakest passages, then halve the last one until the prompt fits."""

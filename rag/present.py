@@ -18,22 +18,45 @@ from .records import Answer, Citation, Passage
 DOC_VIEW_MAX_CHARS = 200_000  # larger documents show a window around the span
 
 
+_MARKER = re.compile(r"\[(\d+)\]")
+# Markdown's own syntax characters (links, images, emphasis, code, headings, tables), escaped with a backslash.
+_MD_SYNTAX = re.compile(r"([\\`*_#\[\]()!~|])")
+# GFM renderers (Gradio's included) also link bare URLs, www. names and e-mail addresses: a backslash
+# before their ":", "." or "@" renders as nothing but no longer matches their patterns.
+_BARE_LINK = re.compile(r"(?i)\b(?:https?|ftp)(?=://)|\bwww(?=\.)|(?=@)")
+
+
 def linked_answer(text: str, turn: int) -> str:
-    """Answer text with each `[n]` as a link to source card n of this turn."""
-    return re.sub(r"\[(\d+)\]", lambda m: f'<a class="cite" href="#src-{turn}-{m.group(1)}">[{m.group(1)}]</a>', text)
+    """Answer text as Markdown: escaped, and each `[n]` a link to source card n of this turn (its only links)."""
+    pieces = _MARKER.split(text)  # text, marker number, text, ..., text
+    return "".join(
+        plain_markdown(piece) if i % 2 == 0 else f'<a class="cite" href="#src-{turn}-{piece}">[{piece}]</a>'
+        for i, piece in enumerate(pieces)
+    )
+
+
+def plain_markdown(text: str) -> str:
+    """`text` as Markdown that renders as exactly that text: no markup, link, image or HTML of its own.
+
+    >>> print(plain_markdown("[x](http://e.org) *hi* <b>"))
+    \\[x\\]\\(http\\://e.org\\) \\*hi\\* &lt;b&gt;
+    """
+    text = html.escape(text, quote=False)  # raw HTML and <autolinks> become text
+    text = _MD_SYNTAX.sub(r"\\\1", text)
+    return _BARE_LINK.sub(r"\g<0>\\", text)
 
 
 def answer_markdown(answer: Answer, turn: int) -> str:
     """The chat message: the short answer in bold first, then the cited answer (or the abstention)."""
     if answer.abstained:
-        reason = html.escape(answer.abstain_reason or "no supporting passage")
-        return f"**{answer.answer}**\n\n<small>Not answered: {reason}. The passages searched are listed under Sources.</small>"
-    head = f"**{_md_escape(answer.short_answer)}**\n\n" if answer.short_answer else ""
-    body = linked_answer(_md_escape(answer.answer), turn)
-    unsupported = answer.extra.get("unsupported") or []
+        reason = plain_markdown(answer.abstain_reason or "no supporting passage")
+        return f"**{plain_markdown(answer.answer)}**\n\n<small>Not answered: {reason}. The passages searched are listed under Sources.</small>"
+    head = f"**{plain_markdown(answer.short_answer)}**\n\n" if answer.short_answer else ""
+    body = linked_answer(answer.answer, turn)
     note = ""
-    if unsupported:
-        note = "\n\n<small>⚠ Not supported by any passage, so shown without a citation: " + html.escape(" ".join(unsupported)) + "</small>"
+    if answer.unsupported:
+        removed = "; ".join(f"“{u.claim}” ({u.reason})" for u in answer.unsupported)
+        note = "\n\n<small>⚠ Removed from the answer because no passage states it: " + plain_markdown(removed) + "</small>"
     return head + body + note
 
 
@@ -96,12 +119,6 @@ def _marked(text: str, offset: int, span: tuple[int, int] | None) -> str:
         return html.escape(text).replace("\n", "<br>")
     pieces = (html.escape(text[:s]), f"<mark>{html.escape(text[s:e])}</mark>", html.escape(text[e:]))
     return "".join(pieces).replace("\n", "<br>")
-
-
-def _md_escape(text: str) -> str:
-    """Keep the model's text from being read as Markdown or HTML (it is data, not markup)."""
-    text = html.escape(text, quote=False)
-    return re.sub(r"([*_`#])", r"\\\1", text)
 
 
 CSS = """

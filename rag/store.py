@@ -7,6 +7,8 @@ Layout of the index folder (every file readable or standard):
 - `chunks-<gen>.jsonl`: one chunk per line (id, source, start, end, text).
 - `vectors-<gen>.npy`: the chunk embeddings, row i = line i (lets updates reuse unchanged vectors).
 - `index-<gen>.faiss`: the FAISS index over those vectors.
+- `.update.lock`: held by the process that is updating the index (the UI and `python -m rag index`
+  may run at once); a second writer waits for it, so it never deletes the first one's new files.
 
 >>> from .embedding import HashingEmbedder
 >>> import tempfile, pathlib
@@ -23,8 +25,10 @@ import logging
 import os
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -32,7 +36,7 @@ from .chunking import chunk_document, make_splitter
 from .documents import PARSER_VERSION, Skipped, list_files, load_file, source_name
 from .embedding import Embedder
 from .fileio import sha256_file
-from .errors import DocumentError, IndexCorruptError, IndexError_, IndexMismatchError
+from .errors import DocumentError, IndexBusyError, IndexCorruptError, IndexError_, IndexMismatchError
 from .records import Chunk
 from .vectors import VectorIndex
 
@@ -40,6 +44,9 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+LOCK = ".update.lock"
+# How long a second writer waits for the first: a full build of a large folder takes minutes.
+LOCK_TIMEOUT_S = 600.0
 
 
 @dataclass
@@ -141,8 +148,49 @@ def update_index(
     exact_max: int = 50_000,
     max_file_mb: float = 60.0,
     force: bool = False,
+    lock_timeout: float = LOCK_TIMEOUT_S,
 ) -> tuple[Index, UpdateReport]:
-    """Bring the index in line with the documents folder; embed only new or changed documents."""
+    """Bring the index in line with the documents folder; embed only new or changed documents.
+
+    The whole update (read the old index, embed, write, commit, delete stale files) holds the index
+    folder's lock, so a second process updating the same folder waits and then sees this update.
+    """
+    with update_lock(index_dir, lock_timeout):
+        return _update_locked(docs_dir, index_dir, embedder, chunk_size, chunk_overlap, exact_max, max_file_mb, force)
+
+
+@contextmanager
+def update_lock(index_dir: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the inter-process lock of `index_dir`, waiting up to `timeout` s (and saying so) for another writer.
+
+    An OS lock (flock), so a writer that is killed releases it; the lock file itself stays.
+    """
+    from filelock import FileLock, Timeout
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(index_dir / LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("waiting for another process that is updating the index at %s (up to %g s)", index_dir, timeout)
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise IndexBusyError(
+                f"the index at {index_dir} stayed locked by another process updating it for {timeout:g} s "
+                f"(lock file {LOCK}); try again when that process has finished"
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _update_locked(
+    docs_dir: Path, index_dir: Path, embedder: Embedder, chunk_size: int, chunk_overlap: int,
+    exact_max: int, max_file_mb: float, force: bool,
+) -> tuple[Index, UpdateReport]:
+    """`update_index` once the lock is held."""
     t0 = time.perf_counter()
     signature = settings_signature(embedder, chunk_size, chunk_overlap)
     report = UpdateReport()

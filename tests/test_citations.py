@@ -1,5 +1,6 @@
 from rag.answering import finish, short_answer
-from rag.citations import check_answer, find_markers, is_refusal, strip_markers, support
+from rag.citations import check_answer, find_markers, is_refusal, strip_markers
+from rag.judge import judge
 from rag.records import Chunk, Hit, Passage, Timings
 
 DOC = (
@@ -50,12 +51,19 @@ def test_wrong_marker_is_repointed_to_the_supporting_passage():
 def test_unsupported_claim_loses_its_citation():
     checked = check_answer("The population of Vietnam is 98.2 million [1].", passages(), "What is the population?")
     assert checked.citations == () and checked.supported_sentences == 0
-    assert checked.unsupported == ("The population of Vietnam is 98.2 million.",)
+    assert [u.claim for u in checked.unsupported] == ["The population of Vietnam is 98.2 million."]
+    assert checked.text == ""  # removed from the answer, not left standing without a marker
+
+
+def _doc_passage(text):
+    c = Chunk("e.txt#0", "e.txt", 0, len(text), text, "E")
+    return [Passage(1, Hit(c, 0.5, 1), 0, len(text), text)]
 
 
 def test_invented_number_is_not_supported():
-    assert support("It trained 1,936 people", DOC) == 1.0
-    assert support("It trained 2,500 people", DOC) < 0.5
+    q = "How many people did it train?"
+    assert judge("It trained 1,936 people", q, _doc_passage(DOC)).supported
+    assert "2,500" in judge("It trained 2,500 people", q, _doc_passage(DOC)).reason
 
 
 def test_refusals_are_recognised():
@@ -82,11 +90,12 @@ def test_short_answer_is_the_new_information():
 
 
 def test_numbers_in_another_form_are_supported_and_other_values_are_not():
-    evidence = "Denver was kept out of the end zone for three plays. A 30-second ad cost $5 million."
-    assert support("Denver was kept out for 3 plays.", evidence) == 1.0
-    assert support("The ad cost $5,000,000.", evidence) == 1.0
-    assert support("The ad cost $6,000,000.", evidence) == 0.0
-    assert support("Denver was kept out for 4 plays.", evidence) == 0.0
+    ps = _doc_passage("Denver was kept out of the end zone for three plays. A 30-second ad cost $5 million.")
+    q, ad = "How long was Denver kept out of the end zone?", "What did an ad cost?"
+    assert judge("Denver was kept out for 3 plays.", q, ps).supported
+    assert judge("The ad cost $5,000,000.", ad, ps).supported
+    assert not judge("The ad cost $6,000,000.", ad, ps).supported
+    assert not judge("Denver was kept out for 4 plays.", q, ps).supported
 
 
 def test_number_values_oracle():
@@ -105,22 +114,23 @@ def test_support_never_raises_on_odd_numbers_and_symbols():
     from rag.numbers import is_number
 
     assert not is_number("2½") and not is_number("a1") and is_number("1,936") and is_number("third")
-    assert support("He had 5½ sacks.", "Davis compiled 5½ sacks") == 1.0
-    assert support("It cost 5 trillion.", "9" * 400 + " trillion") == 0.0  # float overflow, no crash
+    assert judge("Davis had 5½ sacks.", "How many sacks?", _doc_passage("Davis compiled 5½ sacks.")).supported
+    assert not judge("It cost 5 trillion.", "What?", _doc_passage("9" * 400 + " trillion")).supported  # no overflow
     rng = random.Random(0)
     alphabet = "0123456789,.½¾²³-–$%'’ abcxyz٣३一million third"
-    for _ in range(2000):
+    for _ in range(300):
         claim = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
-        evidence = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
-        assert 0.0 <= support(claim, evidence, "q") <= 1.0
+        evidence = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) or "x"
+        v = judge(claim, "q", _doc_passage(evidence))
+        assert v.supported == (v.reason == "")
 
 
 def test_a_count_question_answered_without_a_number_abstains():
-    text = "The Ministry of Public Security joined the COMMIT Process in Hanoi."
+    text = "Japan's Ministry of Public Security contributed money to the COMMIT Process in Hanoi."
     c = Chunk("c.txt#0", "c.txt", 0, len(text), text, "C")
     ps = [Passage(1, Hit(c, 0.5, 1), 0, len(text), text)]
     a = finish("How much money did Japan contribute to the COMMIT Process?",
-               "The Japanese Ministry of Public Security contributed to the COMMIT Process [1].", ps, Timings(), "q", None)
+               "Japan's Ministry of Public Security contributed money to the COMMIT Process in Hanoi [1].", ps, Timings(), "q", None)
     assert a.abstained and "number" in a.abstain_reason
     b = finish("How many people were trained?", "It trained 1,936 people in Vietnam [1].", passages(), Timings(), "q", None)
     assert not b.abstained

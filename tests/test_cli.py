@@ -75,3 +75,28 @@ def test_errors_exit_2_with_one_line(docs, tmp_path):
     r = run("ask", "--docs", str(docs), "--index", str(tmp_path / "ix"), "What did the UK fund?", env_extra={"RAG_GENERATOR": "packaged:nope", "RAG_ENGINE": "llama_cpp"})
     assert r.returncode == 2 and "unknown packaged model" in r.stderr.strip().splitlines()[-1]
     assert "Traceback" not in r.stderr
+
+
+def test_batch_search_is_retrieval_only(docs, tmp_path, monkeypatch, capsys):
+    """`search --json --questions` never loads the model: with a generator that cannot load, it still succeeds."""
+    from rag.cli import main
+
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text('{"id": "a", "question": "What did the UK fund?"}\n{"id": 7, "question": "   "}\n'
+                     '{"question": "Where was IMM6 held?"}\n')
+    monkeypatch.setenv("RAG_EMBEDDER", "hashing")
+    monkeypatch.setenv("RAG_ENGINE", "llama_cpp")
+    monkeypatch.setenv("RAG_GENERATOR", "packaged:nope")  # loading this model raises ModelError
+    ix = str(tmp_path / "ix")
+    code = main(["search", "--json", "--k", "2", "--questions", str(qfile), "--docs", str(docs), "--index", ix])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [set(r) for r in rows] == [{"id", "question", "passages"}, {"id", "question", "error"}, {"id", "question", "passages"}]
+    assert [r["id"] for r in rows] == ["a", "7", None]
+    assert "empty" in rows[1]["error"]
+    assert rows[0]["passages"][0]["source"] == UK_DOC and len(rows[0]["passages"]) == 2
+    # Each line has the shape of a single `search --json`.
+    assert main(["search", "--json", "--k", "2", "--docs", str(docs), "--index", ix, "What did the UK fund?"]) == 0
+    single = json.loads(capsys.readouterr().out)
+    assert single["passages"] == rows[0]["passages"]

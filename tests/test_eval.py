@@ -8,7 +8,10 @@ from rag.evaluate import Question, score_answer, summarize
 from rag.metrics import alce_correct, exact_match, percentile, precision_recall, reciprocal_rank, token_f1
 from rag.records import Answer, Citation, Timings
 
-from conftest import ROOT, SHARED, UK_DOC
+from conftest import ROOT, UK_DOC
+
+# The seed sample of ../shared/eval (5 answerable questions and 1 not), shipped so a clone alone passes.
+SEEDS_SAMPLE = ROOT / "tests" / "data" / "eval_seeds_sample.jsonl"
 
 
 def test_metrics_against_hand_computed_values():
@@ -47,13 +50,14 @@ def test_unanswerable_is_correct_only_when_abstained():
 def test_summary_abstention_precision_recall():
     records = [
         {"answerable": True, "abstained": False, "correct": True, "em": 1.0, "f1": 1.0, "words": 5, "citations": 1, "good_citations": 1,
-         "retrieve_ms": 5, "ttft_s": 1, "total_s": 2, "tokens_per_s": 10, "prompt_tokens": 100},
+         "citations_with_gold": 1, "model_check": 0.8, "check_s": 0.5, "retrieve_ms": 5, "ttft_s": 1, "total_s": 2, "tokens_per_s": 10, "prompt_tokens": 100},
         {"answerable": False, "abstained": True, "correct": True, "em": 0.0, "f1": 0.0, "words": 5, "citations": 0, "good_citations": 0,
-         "retrieve_ms": 5, "ttft_s": None, "total_s": 0.1, "tokens_per_s": None, "prompt_tokens": 0},
+         "citations_with_gold": 0, "model_check": None, "check_s": 0.0, "retrieve_ms": 5, "ttft_s": None, "total_s": 0.1, "tokens_per_s": None, "prompt_tokens": 0},
     ]
     s = summarize([{"rank": 1, "rr": 1.0}], records)
     assert s["abstention"] == {"precision": 1.0, "recall": 1.0, "abstained": 1}
-    assert s["citations"] == {"precision": 1.0, "recall": 1.0}
+    assert s["citations"] == {"precision": 1.0, "recall": 1.0, "support_precision": 1.0}
+    assert s["model_check"]["checked"] == 1
     assert s["answers"]["correct"] == 1.0 and s["retrieval"]["hit@1"] == 1.0
 
 
@@ -61,7 +65,7 @@ def test_eval_command_end_to_end_with_fake_backends(tmp_path):
     out = tmp_path / "eval.json"
     env = {"RAG_EMBEDDER": "hashing", "RAG_ENGINE": "echo", "PATH": "/usr/bin:/bin"}
     r = subprocess.run(
-        [sys.executable, "-m", "rag", "eval", "--docs", str(ROOT / "seeds"), "--qa", str(SHARED / "eval" / "seeds_sample.jsonl"),
+        [sys.executable, "-m", "rag", "eval", "--docs", str(ROOT / "seeds"), "--qa", str(SEEDS_SAMPLE),
          "--index", str(tmp_path / "ix"), "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr

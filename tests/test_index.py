@@ -1,16 +1,22 @@
 import json
+import os
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from rag.documents import list_files
 from rag.embedding import HashingEmbedder
 from rag.errors import IndexCorruptError, IndexMismatchError
 from rag.retrieval import HybridRetriever, convex_fusion, reciprocal_rank_fusion
 from rag.store import load_index, settings_signature, update_index
 from rag.vectors import VectorIndex
 
-from conftest import UK_DOC
+from conftest import ROOT, UK_DOC
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -23,6 +29,11 @@ class CountingEmbedder(HashingEmbedder):
     def embed(self, texts):
         self.seen.extend(texts)
         return super().embed(texts)
+
+
+def document_names(docs: Path) -> list[str]:
+    """The documents of a folder (the seeds also hold questions.jsonl, which is not one)."""
+    return [p.name for p in list_files(docs)]
 
 
 def build(docs: Path, index: Path, embedder=None, size=300, overlap=50):
@@ -58,7 +69,7 @@ def test_hnsw_recall_against_exact():
 
 def test_save_load_round_trip(docs, tmp_path):
     index, report = build(docs, tmp_path / "ix")
-    assert sorted(report.added) == sorted(p.name for p in docs.iterdir())
+    assert sorted(report.added) == sorted(document_names(docs))
     loaded = load_index(tmp_path / "ix")
     assert loaded.chunks == index.chunks
     np.testing.assert_array_equal(loaded.vectors, index.vectors)
@@ -67,7 +78,7 @@ def test_save_load_round_trip(docs, tmp_path):
     manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
     assert manifest["format_version"] == 1 and manifest["dim"] == 128
     assert manifest["chunking"] == {"splitter": "recursive-v1", "size": 300, "overlap": 50}
-    assert set(manifest["documents"]) == {p.name for p in docs.iterdir()}
+    assert set(manifest["documents"]) == set(document_names(docs))
     # chunks file is readable JSONL with exact offsets
     chunks_file = tmp_path / "ix" / manifest["files"]["chunks"]["name"]
     first = json.loads(chunks_file.read_text().splitlines()[0])
@@ -86,7 +97,7 @@ def test_incremental_update_embeds_only_the_changed_file(docs, tmp_path):
     sources = {c.source for c in index.chunks}
     changed_chunks = [c.text for c in index.chunks if c.source in (UK_DOC, "new.txt")]
     assert sorted(embedder.seen) == sorted(changed_chunks)  # nothing else was embedded
-    assert sources == {p.name for p in docs.iterdir()}
+    assert sources == set(document_names(docs))
     # vectors of unchanged chunks were reused and still match a fresh embedding
     fresh = CountingEmbedder().embed([c.text for c in index.chunks])
     np.testing.assert_allclose(index.vectors, fresh, atol=1e-6)
@@ -194,3 +205,64 @@ def test_hybrid_retrieval_finds_the_grant(docs, tmp_path):
     row = index.chunks.index(hits[0].chunk)
     assert hits[0].dense_score == pytest.approx(float(index.vectors[row] @ qvec), abs=1e-5)
     assert hits[0].keyword_score == pytest.approx(float(bm25[row]), abs=1e-5)
+
+
+def test_second_writer_waits_for_the_first_and_deletes_none_of_its_files(docs, tmp_path, monkeypatch):
+    """A writer paused between its data files and its manifest; `python -m rag index` on the same folder
+    must wait for it (saying so), not build its own index and delete the paused writer's files."""
+    ix = tmp_path / "ix"
+    paused, resume = threading.Event(), threading.Event()
+    real_build = VectorIndex.build
+
+    def paused_build(vectors, exact_max=50_000):
+        paused.set()  # chunks-<gen>.jsonl and vectors-<gen>.npy are written; index-<gen>.faiss and the manifest are not
+        resume.wait(60)
+        return real_build(vectors, exact_max)
+
+    monkeypatch.setattr(VectorIndex, "build", staticmethod(paused_build))
+    first: dict = {}
+    writer = threading.Thread(target=lambda: first.update(index=update_index(docs, ix, HashingEmbedder(256), 1200, 150)[0]))
+    writer.start()
+    try:
+        assert paused.wait(30)
+        written = {p.name for p in ix.iterdir() if p.name.startswith(("chunks-", "vectors-"))}
+        assert len(written) == 2
+        stderr = tmp_path / "second.err"
+        with stderr.open("w") as err:
+            second = subprocess.Popen(
+                [sys.executable, "-m", "rag", "index", "--docs", str(docs), "--index", str(ix)], cwd=ROOT,
+                env=dict(os.environ, RAG_EMBEDDER="hashing", RAG_ENGINE="echo"), stdout=subprocess.PIPE, stderr=err, text=True)
+            deadline = time.time() + 60
+            while second.poll() is None and "waiting for another process" not in stderr.read_text() and time.time() < deadline:
+                time.sleep(0.05)
+            assert f"waiting for another process that is updating the index at {ix}" in stderr.read_text()
+            time.sleep(0.3)
+            assert second.poll() is None  # still waiting
+            assert written <= {p.name for p in ix.iterdir()}
+    finally:
+        resume.set()
+        writer.join(60)
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 0, stderr.read_text()
+    assert "index up to date" in out  # it saw the first writer's index, whole
+    index = load_index(ix)
+    assert index.manifest["files"] == first["index"].manifest["files"]
+    assert written <= {p.name for p in ix.iterdir()}
+
+
+def test_index_locked_too_long_is_a_one_line_error(docs, tmp_path):
+    from filelock import FileLock
+
+    from rag.errors import RagError
+    from rag.store import LOCK
+
+    ix = tmp_path / "ix"
+    ix.mkdir()
+    with FileLock(ix / LOCK):  # another writer, as far as update_index can tell
+        t0 = time.perf_counter()
+        with pytest.raises(RagError) as e:
+            update_index(docs, ix, HashingEmbedder(), 300, 50, lock_timeout=0.5)
+        assert 0.4 < time.perf_counter() - t0 < 10
+    message = str(e.value)
+    assert "\n" not in message and str(ix) in message and "another process" in message
+    build(docs, ix)  # released: the next update goes through

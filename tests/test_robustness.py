@@ -25,7 +25,7 @@ from rag.pipeline import Pipeline
 from rag.prompting import build_messages, format_passages
 from rag.records import Chunk, Hit, Passage
 from rag.settings import Settings
-from rag.store import MANIFEST, load_index
+from rag.store import LOCK, MANIFEST, load_index
 
 from conftest import MEKONG_DOC, ROOT, SEEDS, UK_DOC
 from uiapp import App
@@ -281,7 +281,7 @@ def test_scripted_hacked_reply_is_not_supported(docs: Path, tmp_path: Path):
     assert "notice.txt" not in {x.hit.chunk.source for x in a.passages}  # the injection is not retrieved here
     assert a.abstained and a.answer == "The documents do not say."
     assert "not supported" in a.abstain_reason and a.citations == ()
-    assert a.extra["unsupported"] == ["HACKED"] and a.raw_answer == "HACKED [1]"
+    assert [u.claim for u in a.unsupported] == ["HACKED"] and a.raw_answer == "HACKED [1]"
 
 
 def test_obeyed_injection_is_only_attributed_to_the_injecting_document(docs: Path, tmp_path: Path):
@@ -356,7 +356,7 @@ def kill_builds(tmp_path: Path, kills: int) -> dict[str, int]:
         assert len(index.chunks) == len(index.vectors) == index.vector_index.index.ntotal
         outcomes[state] += 1
         outcomes["killed while writing"] += kind == "writing" and proc.returncode == -signal.SIGKILL
-        referenced = {e["name"] for e in index.manifest["files"].values()} | {MANIFEST}
+        referenced = {e["name"] for e in index.manifest["files"].values()} | {MANIFEST, LOCK}
         outcomes["partial files left"] += bool({p.name for p in ix.iterdir()} - referenced)
 
     # The next complete run finishes the job and clears what a killed run left behind.
@@ -364,7 +364,7 @@ def kill_builds(tmp_path: Path, kills: int) -> dict[str, int]:
     assert r.returncode == 0, r.stderr
     index = load_index(ix)
     assert index.chunks == new
-    assert {p.name for p in ix.iterdir()} == {e["name"] for e in index.manifest["files"].values()} | {MANIFEST}
+    assert {p.name for p in ix.iterdir()} == {e["name"] for e in index.manifest["files"].values()} | {MANIFEST, LOCK}
     print(f"\nkill points (full build {duration:.2f}s, seed {seed}): {outcomes}")
     return outcomes
 

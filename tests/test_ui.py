@@ -182,3 +182,77 @@ def test_stop_event_ends_generation_early(fake_settings):
         elif isinstance(event, Done):
             done = event.answer
     assert tokens == 5 and done.timings.completion_tokens == 5
+
+
+def test_upload_with_an_existing_name_is_reported_as_replaced_and_reindexed(tmp_path):
+    import ui
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+    shutil.copytree(SEEDS, tmp_path / "docs")
+    p = Pipeline.from_settings(Settings(docs_dir=tmp_path / "docs", index_dir=tmp_path / "ix", embedder="hashing", engine="echo"))
+    new = tmp_path / "up" / UK_DOC
+    new.parent.mkdir()
+    new.write_text("The UK funded a new bridge over the Red River.")
+    msg, rows, _, _ = ui._add_uploads(p, [str(new)])
+    assert f"replaced {UK_DOC}" in msg and f"added {UK_DOC}" not in msg
+    assert p.last_report.updated == [UK_DOC] and p.last_report.added == []
+    assert (tmp_path / "docs" / UK_DOC).read_text() == new.read_text()
+    assert any("Red River" in h.chunk.text for h in p.search("bridge over the Red River"))
+    same = tmp_path / "again" / UK_DOC  # the same bytes again: replaced, nothing to re-embed
+    same.parent.mkdir()
+    same.write_text(new.read_text())
+    msg, _, _, _ = ui._add_uploads(p, [str(same)])
+    assert f"replaced {UK_DOC} (same content)" in msg and p.last_report.chunks_embedded == 0
+
+
+def _chat_examples(app) -> list[str]:
+    """The example questions the app's chat offers."""
+    import gradio as gr
+
+    chat = next(b for b in app.blocks.values() if isinstance(b, gr.Chatbot))
+    return [e["text"] for e in chat.examples or []]
+
+
+def test_example_questions_come_from_the_documents_folder(tmp_path):
+    """The seed questions are examples for the seed documents only; a folder can bring its own (or none)."""
+    import ui
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+    def app_for(docs, examples=None):
+        p = Pipeline.from_settings(Settings(docs_dir=docs, index_dir=docs.parent / f"ix-{docs.name}", embedder="hashing", engine="echo"))
+        return ui.build_app(p) if examples is None else ui.build_app(p, ui.example_questions(p.settings, examples))
+
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    assert "What did the UK fund?" in _chat_examples(app_for(tmp_path / "seeds"))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "cats.txt").write_text("Cats purr when they are content.")
+    assert _chat_examples(app_for(other)) == []  # not the seed questions
+    (other / "questions.jsonl").write_text('{"question": "Why do cats purr?"}\n')
+    assert _chat_examples(app_for(other)) == ["Why do cats purr?"]
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text('{"id": 1, "question": "When do cats purr?"}\n')
+    assert _chat_examples(app_for(other, mine)) == ["When do cats purr?"]
+    assert ui.parse_args(["--examples", str(mine)]).examples == mine
+
+
+def test_streamed_answer_cannot_show_a_planted_link(tmp_path):
+    """While tokens arrive, the chat shows the model's raw text: it must render as text, like the final answer."""
+    import ui
+    from markdown_it import MarkdownIt
+
+    from rag.generation.echo import EchoGenerator
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+    shutil.copytree(SEEDS, tmp_path / "docs")
+    reply = "See [the fund](http://evil.example/a) ![x](http://evil.example/i.png): a grant of 1 million pounds [1]."
+    p = Pipeline.from_settings(Settings(docs_dir=tmp_path / "docs", index_dir=tmp_path / "ix", embedder="hashing", engine="echo"),
+                               generator=EchoGenerator(script=reply))
+    shown = [chat[-1]["content"] for chat, *_ in ui._respond(p, "What did the UK fund?", [], [], 0, 4, 160, threading.Event())]
+    assert len(shown) > 3  # several streamed states, then the final answer
+    for message in shown:
+        rendered = MarkdownIt("commonmark", {"html": True}).render(message)
+        assert "evil.example/a\"" not in rendered and "<img" not in rendered, message

@@ -48,6 +48,13 @@ class Generator(ABC):
     def warm_up(self) -> None:
         """Load weights and run the system prompt once, so the first question is not slower."""
 
+    def yes_probability(self, messages: list[dict]) -> float | None:
+        """P("Yes") / (P("Yes") + P("No")) for the first token of the reply to `messages`.
+
+        None when the engine cannot read its next-token distribution (then no model check is made).
+        """
+        return None
+
 
 def cuda_available() -> bool:
     try:

@@ -2,6 +2,8 @@
 
 Without a script it answers with the sentence of passage [1] that shares most words with the
 question, cited as [1] - an extractive answer whose citation checking has something real to check.
+A script is one reply for every question, or a {question: reply} mapping (other questions are
+echoed): tests use it to hand the answer checks wrong replies like a real model's.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ class EchoGenerator(Generator):
     name = "echo"
     model_name = "echo (test fake)"
 
-    def __init__(self, script: str | None = None):
+    def __init__(self, script: str | dict[str, str] | None = None, yes: float | None = None):
         self.script = script
+        self.yes = yes  # what yes_probability reports (None: no model check, like an engine without logits)
 
     def stream(self, messages, max_tokens=160, temperature=0.0, usage: Usage | None = None, stop_event=None) -> Iterator[str]:
-        reply = self.script if self.script is not None else self._extract(messages[-1]["content"])
+        reply = self._reply(messages[-1]["content"])
         words = re.findall(r"\S+\s*", reply)[:max_tokens]
         if usage is not None:
             usage.prompt_tokens = self.count_tokens(messages)
@@ -35,6 +38,18 @@ class EchoGenerator(Generator):
             if usage is not None:
                 usage.completion_tokens = i + 1
             yield word
+
+    def yes_probability(self, messages: list[dict]) -> float | None:
+        return self.yes
+
+    def _reply(self, prompt: str) -> str:
+        if isinstance(self.script, str):
+            return self.script
+        if isinstance(self.script, dict):
+            q = _QUESTION.search(prompt)
+            if q and q.group(1).strip() in self.script:
+                return self.script[q.group(1).strip()]
+        return self._extract(prompt)
 
     @staticmethod
     def _extract(prompt: str) -> str:

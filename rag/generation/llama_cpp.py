@@ -79,12 +79,54 @@ class LlamaCppGenerator(Generator):
             usage.completion_tokens = produced
             usage.prompt_tokens = max(int(llm.n_tokens) - produced, 0)
 
+    def yes_probability(self, messages: list[dict]) -> float | None:
+        """Read the next-token logits of the reply (one token, no sampling) and compare Yes with No.
+
+        Called right after `stream` with the same conversation plus one turn, llama.cpp re-uses the
+        KV cache of everything before the new turn: only its few tokens are evaluated.
+        """
+        from llama_cpp import LogitsProcessorList
+
+        llm = self.llm
+        seen: list = []
+
+        def grab(_input_ids, scores):
+            seen.append(scores.copy())
+            return scores
+
+        try:
+            llm.create_chat_completion(
+                messages=messages, max_tokens=1, temperature=0.0, top_k=1, logits_processor=LogitsProcessorList([grab]),
+            )
+        except ValueError as e:
+            raise GenerationError(f"generation failed: {e}") from None
+        if not seen:
+            return None
+        return yes_share(seen[0], self._answer_token_ids())
+
+    def _answer_token_ids(self) -> tuple[list[int], list[int]]:
+        if not hasattr(self, "_yes_no"):
+            first = lambda w: self.llm.tokenize(w.encode(), add_bos=False, special=False)[0]  # noqa: E731
+            self._yes_no = ([first(w) for w in ("Yes", "yes", " Yes")], [first(w) for w in ("No", "no", " No")])
+        return self._yes_no
+
     def warm_up(self) -> None:
         from ..prompting import load_prompt
 
         system = {"role": "system", "content": load_prompt("system.txt").strip()}
         for _ in self.stream([system, {"role": "user", "content": "Hello"}], max_tokens=1):
             pass
+
+
+def yes_share(logits, ids: tuple[list[int], list[int]]) -> float:
+    """Softmax mass of the Yes tokens over that of the Yes and No tokens together."""
+    import numpy as np
+
+    yes, no = ids
+    pick = np.asarray(logits, dtype=np.float64)[list(dict.fromkeys(yes + no))]
+    weights = np.exp(pick - pick.max())
+    n_yes = len(dict.fromkeys(yes))
+    return float(weights[:n_yes].sum() / weights.sum())
 
 
 def _download_gguf(hub_path: str) -> str:

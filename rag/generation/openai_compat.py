@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Iterator
 
 from ..errors import GenerationError
@@ -38,13 +39,15 @@ class OpenAICompatGenerator(Generator):
             with httpx.stream("POST", f"{self.base_url}/chat/completions", json=body, headers=headers, timeout=self.timeout) as r:
                 if r.status_code != 200:
                     r.read()
-                    raise GenerationError(f"server {self.base_url} answered {r.status_code}: {r.text[:200]}")
+                    raise GenerationError(f"server {self.base_url} answered {r.status_code}: {_one_line(r.text)}")
                 for line in r.iter_lines():
                     if stop_event is not None and stop_event.is_set():
                         break
                     event = _parse_sse(line)
                     if event is None:
                         continue
+                    if event.get("error"):  # a failure after the 200 header arrives as an event
+                        raise GenerationError(f"server {self.base_url} failed mid-answer: {_one_line(event['error'])}")
                     if event.get("usage") and usage is not None:
                         usage.prompt_tokens = int(event["usage"].get("prompt_tokens") or 0)
                     for choice in event.get("choices") or []:
@@ -56,6 +59,19 @@ class OpenAICompatGenerator(Generator):
                             yield piece
         except httpx.HTTPError as e:
             raise GenerationError(f"cannot reach the model server at {self.base_url}: {e}") from None
+
+
+def _one_line(error: object, limit: int = 200) -> str:
+    """An error body or event as one short line: its OpenAI-style "message" if any, else its text without markup."""
+    if isinstance(error, str):
+        try:
+            error = json.loads(error)
+        except json.JSONDecodeError:
+            error = re.sub(r"<[^>]*>", " ", error)  # an HTML error page from a proxy
+    if isinstance(error, dict):
+        inner = error.get("error", error)
+        error = (inner.get("message") or json.dumps(inner)) if isinstance(inner, dict) else inner
+    return " ".join(str(error).split())[:limit]
 
 
 def _parse_sse(line: str) -> dict | None:

@@ -148,6 +148,19 @@ class TransformersGenerator(Generator):
         if errors:
             raise ModelError(f"transformers generation failed: {errors[0]}")
 
+    def yes_probability(self, messages: list[dict]) -> float | None:
+        """One forward pass over the conversation; Yes against No in the last position's logits."""
+        import torch
+
+        from .llama_cpp import yes_share
+
+        tokenizer, model = self._ensure_loaded()
+        ids = torch.tensor([self._encode(tokenizer, messages)], device=self.device)
+        with torch.inference_mode():
+            logits = model(input_ids=ids).logits[0, -1].float().cpu().numpy()
+        first = lambda w: tokenizer.encode(w, add_special_tokens=False)[0]  # noqa: E731
+        return yes_share(logits, ([first(w) for w in ("Yes", "yes", " Yes")], [first(w) for w in ("No", "no", " No")]))
+
     def warm_up(self) -> None:
         self._ensure_loaded()
 

@@ -1,0 +1,75 @@
+"""Does the answer's type fit the question? who -> a person or organisation, when -> a date or time,
+where -> a place, how many -> a count (not an amount of money), how much -> an amount.
+
+Read from spaCy's entities on the answer (`rag.nlp`). A question whose type is not one of these is
+not checked.
+
+>>> expected("Who delivered the opening speech?"), expected("In what year was it founded?"), expected("Why?")
+('who', 'when', None)
+>>> problem("Who opened IMM6?", "The conference opened on November 19.")
+'the question asks who, and the answer names no person, group or organisation'
+>>> problem("Who opened IMM6?", "Deputy Prime Minister Bui Thanh Son opened it.")
+''
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import nlp as nlp_loader
+
+_KINDS = (
+    ("how_many", re.compile(r"^\s*(?:\w+\s+)?how many\b", re.I)),
+    ("how_much", re.compile(r"^\s*(?:\w+\s+)?how much\b", re.I)),
+    ("when", re.compile(r"^\s*(?:\w+\s+)?(?:when\b|(?:in |on |during )?(?:what|which) (?:year|date|day|month|decade|century|time)\b)", re.I)),
+    ("who", re.compile(r"^\s*(?:\w+\s+)?(?:who|whom|whose)\b", re.I)),
+    ("where", re.compile(r"^\s*(?:\w+\s+)?where\b", re.I)),
+)
+ACCEPT = {
+    "who": {"PERSON", "ORG", "NORP", "GPE"},
+    "when": {"DATE", "TIME"},
+    "where": {"GPE", "LOC", "FAC", "ORG"},
+    "how_many": {"CARDINAL", "QUANTITY", "PERCENT", "MONEY"},
+    "how_much": {"MONEY", "QUANTITY", "PERCENT", "CARDINAL"},
+}
+NAMES = {
+    "who": "person, group or organisation", "when": "date or time", "where": "place",
+    "how_many": "count", "how_much": "amount",
+}
+_MONEY_NOUNS = re.compile(r"\b(money|dollars?|pounds?|euros?|yen|cost|price|budget|fund|grant|amount|paid|pay)\b", re.I)
+
+
+def expected(question: str) -> str | None:
+    """The kind of answer the question asks for, from its first words (None: not checked)."""
+    for kind, pattern in _KINDS:
+        if pattern.search(question):
+            return kind
+    return None
+
+
+def problem(question: str, answer: str, short: str | None = None, nlp_model: str = nlp_loader.PACKAGED) -> str:
+    """Why the answer's type does not fit the question ("" when it fits or is not checked).
+
+    Only the part of the answer that answers (`short`, the words the question did not give) is
+    read, in the context of the whole sentence (entities are tagged better in a sentence).
+    """
+    kind = expected(question)
+    if kind is None:
+        return ""
+    doc = nlp_loader.load(nlp_model)(answer)
+    short = answer if short is None else short
+    labels = {e.label_ for e in doc.ents if e.text in short}
+    tokens = [t for t in doc if t.text in short]
+    has_number = any(t.like_num for t in tokens)
+    if kind == "how_many":
+        money_only = labels & ACCEPT[kind] == {"MONEY"} and not _MONEY_NOUNS.search(question)
+        if money_only:
+            return "the question asks how many, and the answer gives an amount of money"
+        fits = bool(labels & ACCEPT[kind]) or has_number
+    elif kind == "how_much":
+        fits = bool(labels & ACCEPT[kind]) or has_number
+    elif kind == "when":
+        fits = bool(labels & ACCEPT[kind]) or any(t.like_num and len(t.text) == 4 for t in tokens)
+    else:  # who, where: a tagged entity, or at least a proper name that is not a date or a number
+        fits = bool(labels & ACCEPT[kind]) or any(t.pos_ == "PROPN" and t.ent_type_ in ("", *ACCEPT[kind]) for t in tokens)
+    return "" if fits else f"the question asks {kind.replace('_', ' ')}, and the answer names no {NAMES[kind]}"

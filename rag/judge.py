@@ -1,0 +1,326 @@
+"""Does a passage state a claim, as an answer to the question asked? The one judgement behind
+citations, abstention and `eval`'s citation metric.
+
+A claim (one sentence of the model's answer, markers removed) is supported by an evidence span, one
+sentence of a passage or two adjacent ones, when all of these hold:
+
+1. Its own words: at least `min_support` of the claim's content words that the question did not
+   already use occur in the span (compared by stem), and every word of its names and dates does.
+   A claim made only of the question's words answers nothing.
+2. Numbers belong to what they count: each number of the claim occurs in the span with the same
+   value and, where both sides name one, the same unit or counted noun ("1 million pounds" does not
+   support "1 million people"; "$1 million" is not "1 million pounds").
+3. It answers the question asked: the question's content words, weighted by rarity (IDF), occur in
+   the span or in the sentence on either side of it, with a share of at least `min_coverage`. A claim
+   made of the question's words plus one name found elsewhere in the passage is not supported.
+4. It is not garbage: no empty slots ("appears in,, and"), no runs of punctuation.
+
+>>> from rag.records import Chunk, Hit, Passage
+>>> text = "The UK gave a grant of 1 million pounds. The project trained 1,936 people."
+>>> p = Passage(1, Hit(Chunk("a#0", "a.txt", 0, len(text), text), 1.0, 1), 0, len(text), text)
+>>> judge("The project trained 1,936 people.", "How many people did the project train?", [p]).supported
+True
+>>> judge("The project trained 1 million people.", "How many people did the project train?", [p]).reason
+"the answer's 1 million counts person, the passage's counts pound"
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Sequence
+
+from . import nlp as nlp_loader
+from .keyword import content_words, stem
+from .numbers import number_values, phrase_value
+from .records import Passage
+from .text import sentence_spans
+
+# Words that frame a question rather than name what it is about ("What is the name of ...",
+# "In what year ..."): an answer's evidence rarely repeats them.
+FRAME_WORDS = frozenset("name named called call type kind term example year years date day month".split())
+NAME_LABELS = frozenset("PERSON ORG GPE LOC FAC NORP EVENT WORK_OF_ART LAW PRODUCT LANGUAGE DATE TIME".split())
+CURRENCIES = {"$": "dollar", "us$": "dollar", "usd": "dollar", "£": "pound", "gbp": "pound", "€": "euro", "eur": "euro",
+              "¥": "yen", "₫": "dong", "vnd": "dong"}
+CURRENCY_WORDS = frozenset("dollar pound euro yen dong yuan franc mark rupee baht".split())
+_GARBAGE = re.compile(r"[,;:]\s*[,;:.]|\(\s*\)|\[\s*\]|\b(?:in|of|and|at|to|by|for|from|with|the|a|an)\s*[,;:.!?]|[!?.]{2,}|^\W*$", re.I)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """How strict the judgement is (settings `min_support`, `min_coverage`)."""
+
+    min_support: float = 0.5
+    min_coverage: float = 0.5
+    all_nouns: bool = False  # every new noun, name and adjective of the claim must be in the evidence
+    min_restated: float = 0.0  # IDF-weighted share of the question's words the claim repeats that must be near
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A number of a text: its canonical value and what it counts (a noun lemma or a currency)."""
+
+    text: str
+    value: str
+    unit: str | None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The best span of a passage for a claim, with the figures the verdict rests on."""
+
+    passage: Passage
+    start: int  # offsets into passage.text
+    end: int
+    support: float  # share of the claim's new content words in the span
+    coverage: float  # IDF-weighted share of the question's words in the span and its neighbours
+    restated: float  # the same share for the question's words that the claim itself repeats
+    problem: str  # "" when the span supports the claim
+
+    @property
+    def text(self) -> str:
+        return self.passage.text[self.start : self.end]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: str
+    evidence: Evidence | None  # the supporting span, or the closest one when unsupported
+    reason: str  # why it is not supported; "" when it is
+
+    @property
+    def supported(self) -> bool:
+        return not self.reason
+
+
+def judge(
+    claim: str, question: str, candidates: Sequence[Passage], idf: Callable[[str], float] | None = None,
+    thresholds: Thresholds = Thresholds(), nlp_model: str = nlp_loader.PACKAGED,
+) -> Verdict:
+    """The verdict on one claim: the first candidate passage with a supporting span wins.
+
+    `candidates` are tried in order (the passages the claim cites first, then the others, is the
+    caller's choice); `idf` weighs question words by rarity (uniform when None).
+    """
+    if not claim.strip() or _GARBAGE.search(claim):
+        return Verdict(claim, None, "the answer is garbled (empty slots or stray punctuation)")
+    nlp = nlp_loader.load(nlp_model)
+    c = _read_claim(claim, question, nlp)
+    if not c.new:
+        return Verdict(claim, None, "the answer only restates the question")
+    best: Evidence | None = None
+    for passage in candidates:
+        for ev in _spans(passage, c, idf or (lambda w: 1.0), thresholds, nlp):
+            if best is None or rank(ev) > rank(best):
+                best = ev
+        if best is not None and not best.problem:
+            return Verdict(claim, best, "")
+    if best is None:
+        return Verdict(claim, None, "no passage to check the answer against")
+    return Verdict(claim, best, best.problem)
+
+
+def rank(ev: Evidence) -> tuple:
+    """Order of evidence: supporting first, then by support plus coverage, then shorter."""
+    return (not ev.problem, min(ev.support, 1.0) + ev.coverage + ev.restated, -(ev.end - ev.start))
+
+
+@dataclass(frozen=True)
+class _Claim:
+    new: tuple[str, ...]  # content words the question did not use
+    nouns: tuple[str, ...]  # those of them that are nouns, names or adjectives (what a claim is about)
+    names: tuple[str, ...]  # words of its names and dates: all must be in the evidence
+    asked_names: tuple[str, ...]  # words of its names the question gave: all must be in the window
+    numbers: tuple[Quantity, ...]  # new numbers: must be in the span
+    asked_numbers: tuple[Quantity, ...]  # numbers the question gave ("Super Bowl 50"): must be in the window
+    wanted: tuple[str, ...]  # the question's words (frame words removed)
+    repeated: tuple[str, ...]  # those the claim repeats ("delivered the closing speech")
+    lemmas: dict  # word -> lemma, for claim and question words
+
+
+def _read_claim(claim: str, question: str, nlp) -> _Claim:
+    doc, qdoc = _parse(nlp, claim), _parse(nlp, question)
+    lemmas = {t.lower_: t.lemma_.lower() for d in (doc, qdoc) for t in d}
+    asked = {stem(w) for w in content_words(question)} | {lemmas.get(w, w) for w in content_words(question)}
+    new = tuple(w for w in dict.fromkeys(content_words(claim)) if stem(w) not in asked and lemmas.get(w, w) not in asked)
+    pos = {t.lower_: t.pos_ for t in doc}
+    nouns = tuple(w for w in new if pos.get(w) in ("NOUN", "PROPN", "ADJ", "NUM"))
+    names = _name_words(doc)
+    fresh = tuple(w for w in names if stem(w) not in asked and lemmas.get(w, w) not in asked)
+    given = tuple(w for w in names if w not in fresh)
+    quantities = _quantities(doc, 0, len(claim))
+    in_question = number_values(question)
+    numbers = tuple(q for q in quantities if q.value not in in_question)
+    asked_numbers = tuple(q for q in quantities if q.value in in_question)
+    wanted = tuple(_question_terms(question))
+    said = {x for w in content_words(claim) for x in (w, stem(w), lemmas.get(w, w))}
+    repeated = tuple(w for w in wanted if w in said or stem(w) in said or lemmas.get(w, w) in said)
+    return _Claim(new, nouns, fresh, given, numbers, asked_numbers, wanted, repeated, lemmas)
+
+
+def _spans(passage: Passage, c: _Claim, idf, th: Thresholds, nlp):
+    """Evidence for every sentence of the passage and every two adjacent ones."""
+    text = passage.text
+    sents = sentence_spans(text)
+    doc = _parse(nlp, text)
+    vocab = [_vocabulary(doc, s, e) for s, e in sents]
+    found = [{w for w in c.new if _has(w, v, text[s:e], c)} for v, (s, e) in zip(vocab, sents)]
+    for i in range(len(sents)):
+        for j in (i, i + 1):
+            if j >= len(sents):
+                continue
+            # The question's words are looked for around the sentence that carries most of the claim.
+            core = i if len(found[i]) >= len(found[j]) else j
+            yield _evidence(passage, sents[i][0], sents[j][1], sents[core], doc, vocab[i] | vocab[j], c, idf, th, nlp)
+
+
+def _vocabulary(doc, s: int, e: int) -> set[str]:
+    """Words, stems and lemmas of a span of a parsed text."""
+    out: set[str] = set()
+    for t in doc:
+        if s <= t.idx < e:
+            out |= {t.lower_, stem(t.lower_), t.lemma_.lower()}
+    return out
+
+
+def _has(word: str, vocab: set[str], text: str, c: _Claim) -> bool:
+    return word in vocab or stem(word) in vocab or c.lemmas.get(word, word) in vocab or _number_in(word, text)
+
+
+def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, nlp) -> Evidence:
+    span = passage.text[s:e]
+    found = [w for w in c.new if _has(w, vocab, span, c)]
+    support = len(found) / len(c.new)
+    window = _window(passage, *core)
+    coverage = _coverage(c.wanted, c, window, idf, nlp)
+    restated = _coverage(c.repeated, c, window, idf, nlp)
+    missing = [w for w in c.names if not _has(w, vocab, span, c)]
+    far: list[str] = []
+    if c.asked_names:
+        near = _vocabulary(_parse(nlp, window), 0, len(window))
+        far = [w for w in c.asked_names if not _has(w, near, window, c)]
+    lost_nouns = [w for w in c.nouns if w not in found] if th.all_nouns else []
+    have = _quantities(doc, s, e)
+    problem = next((p for q in c.numbers if (p := _number_problem(q, have))), "")
+    if not problem and c.asked_numbers:
+        around = _quantities(_parse(nlp, window), 0, len(window))
+        problem = next((p for q in c.asked_numbers if (p := _number_problem(q, around))), "")
+    if problem:
+        pass
+    elif missing or lost_nouns:
+        problem = f"{', '.join((missing + lost_nouns)[:3])} is not in the cited sentence"
+    elif far:
+        problem = f"the cited sentence does not answer the question asked ({', '.join(far[:3])} is not near it)"
+    elif support < th.min_support:
+        problem = "the cited sentence does not state the answer"
+    elif coverage < th.min_coverage:
+        problem = "the cited sentence does not answer the question asked"
+    elif restated < th.min_restated:
+        problem = "the answer repeats words of the question that the cited sentence does not have"
+    return Evidence(passage, s, e, support, coverage, restated, problem)
+
+
+def _number_problem(q: Quantity, have: list[Quantity]) -> str:
+    same = [h for h in have if h.value == q.value]
+    if not same:
+        return f"the number {q.text} is not in the cited sentence"
+    if q.unit and all(h.unit and h.unit != q.unit for h in same):
+        return f"the answer's {q.text} counts {q.unit}, the passage's counts {same[0].unit}"
+    return ""
+
+
+def _number_in(word: str, span: str) -> bool:
+    value = phrase_value(word)
+    return value is not None and value in number_values(span)
+
+
+def _question_terms(question: str) -> list[str]:
+    return [w for w in dict.fromkeys(content_words(question)) if w not in FRAME_WORDS]
+
+
+def _coverage(words: tuple[str, ...], c: _Claim, window: str, idf, nlp) -> float:
+    """IDF-weighted share of `words` found in the window (by word, stem or lemma)."""
+    if not words:
+        return 1.0
+    vocab = _vocabulary(_parse(nlp, window), 0, len(window))
+    total = sum(idf(w) for w in words)
+    hit = sum(idf(w) for w in words if _has(w, vocab, window, c))
+    return hit / total if total else 1.0
+
+
+def _window(passage: Passage, s: int, e: int) -> str:
+    """The span with one sentence of the chunk on either side (the subject is often named just before)."""
+    chunk = passage.hit.chunk
+    cs, ce = passage.start + s - chunk.start, passage.start + e - chunk.start
+    sents = sentence_spans(chunk.text)
+    before = [a for a, b in sents if b <= cs]
+    after = [b for a, b in sents if a >= ce]
+    lo = before[-1] if before else cs
+    hi = after[0] if after else ce
+    return chunk.text[min(lo, cs) : max(hi, ce)]
+
+
+@lru_cache(maxsize=512)
+def _parse(nlp, text: str):
+    return nlp(text)
+
+
+def _name_words(doc) -> list[str]:
+    """Content words of the claim's names and dates (not numbers)."""
+    out: list[str] = []
+    for ent in doc.ents:
+        if ent.label_ not in NAME_LABELS:
+            continue
+        for w in content_words(ent.text):
+            if phrase_value(w) is None and w not in out:
+                out.append(w)
+    return out
+
+
+def _quantities(doc, start: int, end: int) -> list[Quantity]:
+    """Numbers in doc between character offsets, each with its canonical value and unit."""
+    out: list[Quantity] = []
+    run: list = []
+    for tok in doc:
+        if tok.idx < start or tok.idx + len(tok.text) > end:
+            continue
+        if _is_number_token(tok) and (not run or tok.i == run[-1].i + 1):
+            run.append(tok)
+            continue
+        if run:
+            out += _quantity(run, doc)
+        run = [tok] if _is_number_token(tok) else []
+    if run:
+        out += _quantity(run, doc)
+    return out
+
+
+def _is_number_token(tok) -> bool:
+    return (tok.like_num or tok.lower_ in ("million", "billion", "thousand", "trillion", "hundred")) and tok.pos_ != "PROPN"
+
+
+def _quantity(run, doc) -> list[Quantity]:
+    text = " ".join(t.text for t in run)
+    value = phrase_value(text)
+    if value is None:
+        return []
+    return [Quantity(text, value, _unit(run, doc))]
+
+
+def _unit(run, doc) -> str | None:
+    """A currency from the money entity around the number, else the noun the number modifies."""
+    for ent in doc.ents:
+        if ent.label_ == "MONEY" and ent.start <= run[0].i < ent.end:
+            for t in ent:
+                c = CURRENCIES.get(t.lower_) or (t.lemma_.lower() if t.lemma_.lower() in CURRENCY_WORDS else None)
+                if c:
+                    return c
+            before = doc[ent.start - 1] if ent.start > 0 else None
+            if before is not None and before.lower_ in CURRENCIES:
+                return CURRENCIES[before.lower_]
+    last = run[-1]
+    if last.dep_ == "nummod" and last.head.pos_ == "NOUN" and last.head.i > last.i:
+        lemma = last.head.lemma_.lower()
+        return "person" if lemma in ("people", "person", "persons") else lemma
+    return None

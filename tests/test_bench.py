@@ -1,0 +1,51 @@
+"""`python -m rag bench` on the fake backends: which questions it asks, and that it says so."""
+
+import json
+
+import pytest
+
+from rag.cli import main
+
+from conftest import SEEDS
+
+
+@pytest.fixture
+def fake_env(monkeypatch):
+    monkeypatch.setenv("RAG_EMBEDDER", "hashing")
+    monkeypatch.setenv("RAG_ENGINE", "echo")
+
+
+def bench(capsys, tmp_path, docs, *extra) -> tuple[str, dict]:
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--scale-chunks", "0", "--repeats", "1", "--docs", str(docs), "--index", str(tmp_path / "ix"),
+                 "--json", str(out), *extra])
+    printed = capsys.readouterr().out
+    assert code == 0
+    return printed, json.loads(out.read_text())
+
+
+def seed_questions() -> list[str]:
+    return [json.loads(line)["question"] for line in (SEEDS / "questions.jsonl").read_text().splitlines() if line.strip()]
+
+
+def test_bench_asks_the_questions_of_a_questions_file_and_prints_them(fake_env, capsys, tmp_path, docs):
+    qfile = tmp_path / "mine.jsonl"
+    qfile.write_text('{"question": "Who delivered the opening speech at IMM6?"}\n{"id": "x", "question": "What did the UK fund?"}\n')
+    printed, figures = bench(capsys, tmp_path, docs, "--questions", str(qfile))
+    assert f"bench questions (2, from {qfile}):" in printed
+    assert "  Who delivered the opening speech at IMM6?" in printed.splitlines()
+    assert figures["bench_questions"] == ["Who delivered the opening speech at IMM6?", "What did the UK fund?"]
+    assert figures["questions"] == 2 and figures["questions_from"] == str(qfile)
+
+
+def test_bench_uses_the_seed_questions_for_the_seeds_only(fake_env, capsys, tmp_path, docs):
+    printed, figures = bench(capsys, tmp_path, docs)
+    assert figures["bench_questions"] == seed_questions() and f"from {docs / 'questions.jsonl'}" in printed
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "cats.txt").write_text("Cats purr\nCats purr when they are content.")
+    (other / "dogs.md").write_text("# Dogs bark\nDogs bark at strangers.")
+    printed, figures = bench(capsys, tmp_path, other)
+    assert not set(figures["bench_questions"]) & set(seed_questions())
+    assert figures["bench_questions"] == ["What does the document say about Cats purr?", "What does the document say about Dogs bark?"]
+    assert "made from the document titles" in printed and "--questions" in printed

@@ -1,0 +1,169 @@
+"""The answer check end to end: a scripted fake engine hands the pipeline wrong replies of the kinds a
+real 1.5B model gave on the seed documents, and each must be rejected (or re-pointed) for its reason,
+while right replies stand with the exact sentence cited."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import MEKONG_DOC, SEEDS, UK_DOC
+from rag.answering import Policy, finish
+from rag.embedding import make_embedder
+from rag.generation.echo import EchoGenerator
+from rag.judge import Thresholds, judge
+from rag.pipeline import Pipeline
+from rag.records import Chunk, Hit, Passage, Timings
+
+UK = "What did the UK fund?"
+REPLIES = {
+    # a Vietnamese Deputy Prime Minister passed off as the UK's Prime Minister
+    "Who is the Prime Minister of the UK?": "The Prime Minister of the UK is Bui Thanh Son, as stated in passage [2].",
+    # "$" and Thailand are nowhere in the cited passage
+    "How much did the UK give to Thailand?": "The UK gave $1 million to Thailand through the Modern slavery Prevention and Control Fund [1].",
+    # the year is not in the passage (a word of the question, so it used to pass)
+    "What did the UK fund in 2023?": "The UK funded a grant of 1 million pounds from the Modern slavery Prevention and Control Fund in 2023 [1].",
+    # 1 million counts pounds in the passage, not people
+    "How many people did the project train?": "The project trained 1 million people [1].",
+    # nothing but the question's own words
+    "What did the UK fund through the Modern slavery Prevention Fund?": "The UK funded it [3].",
+    # 7 million counts people reached, not pounds
+    "How much was the UK grant?": "The UK gave a grant with 7 million pounds [1].",
+    # garbled
+    "Who opened IMM6?": "The Deputy Prime Minister appears in,, and [1].",
+    # one right sentence, one invented
+    "Who signed the Joint Action Plan for the UK?": "Yvette Cooper signed the Joint Action Plan [1]. She is the UK's Prime Minister [1].",
+    # right claim, wrong marker: must be re-pointed to the Mekong document
+    "Where was IMM6 held?": "The 6th Greater Mekong Subregion Ministerial Conference on Human Trafficking was held in Hanoi [9].",
+    UK: "The UK funded a grant of 1 million pounds from the Modern slavery Prevention and Control Fund [1].",
+    "How many people did the UK-funded project train?": "The project trained 1,936 people [1].",
+}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    from rag.settings import Settings
+
+    tmp = tmp_path_factory.mktemp("judge")
+    settings = Settings(docs_dir=SEEDS, index_dir=tmp / "index", cache_dir=tmp / "cache", embedder="hashing", engine="echo", top_k=6)
+    p = Pipeline(settings, make_embedder("hashing", tmp / "cache"), generator=EchoGenerator(script=REPLIES))
+    p.update_index()
+    return p
+
+
+@pytest.mark.parametrize("question, reasons", [
+    ("Who is the Prime Minister of the UK?", ["does not answer the question asked"]),
+    ("How much did the UK give to Thailand?", ["counts dollar, the passage's counts pound", "Thailand"]),
+    ("What did the UK fund in 2023?", ["the number 2023"]),
+    # the closest sentence may be the one about training (no "1 million" there) or the grant (pounds)
+    ("How many people did the project train?", ["counts person", "the number 1 million is not"]),
+    ("What did the UK fund through the Modern slavery Prevention Fund?", ["only restates the question"]),
+    ("How much was the UK grant?", ["counts pound, the passage's counts person", "the number 7 million is not"]),
+    ("Who opened IMM6?", ["garbled"]),
+])
+def test_wrong_replies_abstain_with_their_reason(pipeline, question, reasons):
+    a = pipeline.ask(question)
+    assert a.abstained, a.answer
+    assert a.citations == ()
+    assert any(r in a.abstain_reason for r in reasons), a.abstain_reason
+    assert [u.claim for u in a.unsupported] and a.unsupported[0].reason in a.abstain_reason
+    assert a.to_json()["unsupported"][0]["reason"] == a.unsupported[0].reason
+
+
+def test_unsupported_sentence_is_removed_and_listed(pipeline):
+    a = pipeline.ask("Who signed the Joint Action Plan for the UK?")
+    assert not a.abstained
+    assert a.answer == "Yvette Cooper signed the Joint Action Plan [1]."
+    assert [u.claim for u in a.unsupported] == ["She is the UK's Prime Minister."]
+    assert "Prime Minister" not in a.answer
+    (c,) = a.citations
+    assert "Yvette Cooper signed a Joint Action Plan" in c.text
+
+
+def test_wrong_marker_is_repointed_to_the_passage_that_states_it(pipeline):
+    a = pipeline.ask("Where was IMM6 held?")
+    assert not a.abstained and 9 in a.dropped_markers
+    (c,) = a.citations
+    assert c.source == MEKONG_DOC and "in Hanoi" in c.text
+    assert f"[{c.marker}]" in a.answer
+    assert pipeline.document_text(c.source)[c.start:c.end] == c.text
+
+
+@pytest.mark.parametrize("question, needle, short", [
+    (UK, "1 million pounds", "1 million pounds"),
+    ("How many people did the UK-funded project train?", "trained 1,936 people", "1,936"),
+])
+def test_right_replies_stand_and_cite_the_sentence_that_states_them(pipeline, question, needle, short):
+    a = pipeline.ask(question)
+    assert not a.abstained, a.abstain_reason
+    (c,) = a.citations
+    assert c.source == UK_DOC and needle in c.text
+    # the citation is one sentence (or two adjacent ones), not the whole passage
+    assert c.text.count(". ") <= 1 and len(c.text) < 400
+    assert pipeline.document_text(UK_DOC)[c.start:c.end] == c.text
+    assert short in a.short_answer
+
+
+def _one_passage(text: str) -> list[Passage]:
+    return [Passage(1, Hit(Chunk("d#0", "d.txt", 0, len(text), text), 1.0, 1), 0, len(text), text)]
+
+
+def test_numbers_compare_by_value_and_what_they_count():
+    p = _one_passage("Denver was kept out of the end zone for three plays. The ad cost $5 million. It drew 111.9 million viewers.")
+    q = "What happened?"
+    assert judge("Denver was kept out for 3 plays.", "How long was Denver kept out of the end zone?", p).supported
+    assert judge("The ad cost $5,000,000.", "How much did the ad cost?", p).supported
+    assert not judge("The ad cost $6,000,000.", "How much did the ad cost?", p).supported
+    assert not judge("The ad cost 5 million pounds.", "How much did the ad cost?", p).supported
+    assert not judge("It drew 111.9 million dollars.", q, p).supported
+
+
+def test_dates_compare_whole():
+    p = _one_passage("The plan was signed on March 31, 2024 in London.")
+    assert judge("It was signed on March 31, 2024.", "When was the plan signed?", p).supported
+    assert not judge("It was signed on May 31, 2024.", "When was the plan signed?", p).supported
+    assert not judge("It was signed on March 31, 2023.", "When was the plan signed?", p).supported
+
+
+def test_question_words_found_elsewhere_in_the_passage_do_not_count():
+    # Thailand is in the passage, but two sentences away from the amount
+    p = _one_passage("Thailand attended the meeting. The weather was fine. Later, the UK gave 1 million pounds to Laos.")
+    assert not judge("The UK gave 1 million pounds to Thailand.", "How much did the UK give to Thailand?", p).supported
+    assert judge("The UK gave 1 million pounds to Laos.", "How much did the UK give to Laos?", p).supported
+
+
+def test_stricter_coverage_abstains_more():
+    text = "Deputy Prime Minister Bui Thanh Son delivered the opening speech."
+    p = _one_passage(text)
+    claim, question = "Bui Thanh Son delivered the speech.", "Who delivered the opening speech at the Hanoi conference?"
+    assert judge(claim, question, p, thresholds=Thresholds(0.5, 0.3)).supported
+    assert not judge(claim, question, p, thresholds=Thresholds(0.5, 0.9)).supported
+
+
+def test_model_check_threshold_decides_only_when_set():
+    p = _one_passage("The project trained 1,936 people.")
+    q, raw = "How many people did the project train?", "The project trained 1,936 people [1]."
+    assert not finish(q, raw, p, Timings(), q, None, model_yes=0.2).abstained  # 0 = the check does not decide
+    a = finish(q, raw, p, Timings(), q, None, policy=Policy(min_model_yes=0.5), model_yes=0.2)
+    assert a.abstained and "P(yes) 0.20" in a.abstain_reason and a.model_check == 0.2
+    assert not finish(q, raw, p, Timings(), q, None, policy=Policy(min_model_yes=0.5), model_yes=0.8).abstained
+
+
+def test_model_check_is_asked_in_the_same_conversation(tmp_path):
+    from rag.settings import Settings
+
+    settings = Settings(docs_dir=SEEDS, index_dir=tmp_path / "ix", cache_dir=tmp_path / "c", embedder="hashing",
+                        engine="echo", min_model_yes=0.5)
+    seen = []
+
+    class Recording(EchoGenerator):
+        def yes_probability(self, messages):
+            seen.append(messages)
+            return 0.1
+
+    p = Pipeline(settings, make_embedder("hashing", tmp_path / "c"), generator=Recording())
+    p.update_index()
+    a = p.ask(UK)
+    assert a.abstained and a.model_check == 0.1
+    (messages,) = seen
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[2]["content"] == a.raw_answer and UK in messages[3]["content"]
