@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from . import answer_type
-from .citations import check_answer, is_refusal, strip_markers
+from .citations import check_answer, claim_text, is_refusal, strip_markers
 from .judge import Thresholds
 from .nlp import PACKAGED
-from .keyword import STOPWORDS, content_words, stem
+from .terms import STOPWORDS, content_words, stem
 from .numbers import number_values
 from .records import Answer, Hit, Passage, Timings
 
@@ -108,7 +108,7 @@ def finish(
     short = short_answer(first, question)
     reason = _abstain_reason(question, raw, checked, policy, model_yes)
     if not reason and policy.check_type:
-        reason = answer_type.problem(question, strip_markers(first), short, policy.nlp_model)
+        reason = answer_type.problem(question, claim_text(first), policy.nlp_model)
     if reason:
         return Answer(answer=NOT_FOUND, abstained=True, citations=(), abstain_reason=reason, **common)
     return Answer(answer=checked.text, abstained=False, citations=checked.citations, short_answer=short, **common)

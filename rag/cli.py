@@ -214,6 +214,8 @@ def print_answer(answer) -> None:
         print(answer.answer)
     for c in answer.citations:
         print(f"  [{c.marker}] {c.source} {c.start}-{c.end}: \"{c.text}\"")
+    for u in answer.unsupported:
+        print(f"  removed (no passage states it: {u.reason}): \"{u.claim}\"")
     t = answer.timings
     ttft = f"{t.ttft_s:.2f}s" if t.ttft_s is not None else "-"
     print(f"  (retrieval {t.retrieve_ms:.0f} ms, first token {ttft}, total {t.total_s:.2f}s, {t.prompt_tokens} prompt tokens)")

@@ -32,7 +32,7 @@ from functools import lru_cache
 from typing import Callable, Sequence
 
 from . import nlp as nlp_loader
-from .keyword import content_words, stem
+from .terms import content_words, root, stem
 from .numbers import number_values, phrase_value
 from .records import Passage
 from .text import sentence_spans
@@ -44,7 +44,8 @@ NAME_LABELS = frozenset("PERSON ORG GPE LOC FAC NORP EVENT WORK_OF_ART LAW PRODU
 CURRENCIES = {"$": "dollar", "us$": "dollar", "usd": "dollar", "£": "pound", "gbp": "pound", "€": "euro", "eur": "euro",
               "¥": "yen", "₫": "dong", "vnd": "dong"}
 CURRENCY_WORDS = frozenset("dollar pound euro yen dong yuan franc mark rupee baht".split())
-_GARBAGE = re.compile(r"[,;:]\s*[,;:.]|\(\s*\)|\[\s*\]|\b(?:in|of|and|at|to|by|for|from|with|the|a|an)\s*[,;:.!?]|[!?.]{2,}|^\W*$", re.I)
+# Garbled output: doubled punctuation (",," ",." "in,, and"), empty brackets, an article before punctuation.
+_GARBAGE = re.compile(r"[,;:]\s*[,;:.!?]|\(\s*\)|\[\s*\]|\b(?:the|a|an)\s*[,;:.!?]|[!?]{2,}|^\W*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -131,32 +132,40 @@ class _Claim:
     new: tuple[str, ...]  # content words the question did not use
     nouns: tuple[str, ...]  # those of them that are nouns, names or adjectives (what a claim is about)
     names: tuple[str, ...]  # words of its names and dates: all must be in the evidence
+    qualifiers: tuple[str, ...]  # "Vietnam" of "Hanoi, Vietnam": must be in the passage
     asked_names: tuple[str, ...]  # words of its names the question gave: all must be in the window
     numbers: tuple[Quantity, ...]  # new numbers: must be in the span
     asked_numbers: tuple[Quantity, ...]  # numbers the question gave ("Super Bowl 50"): must be in the window
     wanted: tuple[str, ...]  # the question's words (frame words removed)
-    repeated: tuple[str, ...]  # those the claim repeats ("delivered the closing speech")
+    repeated: tuple[str, ...]  # those the claim repeats, verbs aside ("the closing speech")
     lemmas: dict  # word -> lemma, for claim and question words
 
 
 def _read_claim(claim: str, question: str, nlp) -> _Claim:
     doc, qdoc = _parse(nlp, claim), _parse(nlp, question)
     lemmas = {t.lower_: t.lemma_.lower() for d in (doc, qdoc) for t in d}
-    asked = {stem(w) for w in content_words(question)} | {lemmas.get(w, w) for w in content_words(question)}
-    new = tuple(w for w in dict.fromkeys(content_words(claim)) if stem(w) not in asked and lemmas.get(w, w) not in asked)
+    asked = {k for w in content_words(question) for k in _keys(w, lemmas)}
+    new = tuple(w for w in dict.fromkeys(content_words(claim)) if not _keys(w, lemmas) & asked)
     pos = {t.lower_: t.pos_ for t in doc}
     nouns = tuple(w for w in new if pos.get(w) in ("NOUN", "PROPN", "ADJ", "NUM"))
-    names = _name_words(doc)
-    fresh = tuple(w for w in names if stem(w) not in asked and lemmas.get(w, w) not in asked)
+    qualifiers = _place_qualifiers(doc)
+    names = [w for w in _name_words(doc) if w not in qualifiers]
+    fresh = tuple(w for w in names if not _keys(w, lemmas) & asked)
     given = tuple(w for w in names if w not in fresh)
     quantities = _quantities(doc, 0, len(claim))
     in_question = number_values(question)
     numbers = tuple(q for q in quantities if q.value not in in_question)
     asked_numbers = tuple(q for q in quantities if q.value in in_question)
     wanted = tuple(_question_terms(question))
-    said = {x for w in content_words(claim) for x in (w, stem(w), lemmas.get(w, w))}
-    repeated = tuple(w for w in wanted if w in said or stem(w) in said or lemmas.get(w, w) in said)
-    return _Claim(new, nouns, fresh, given, numbers, asked_numbers, wanted, repeated, lemmas)
+    # Verbs are paraphrased freely ("gets" for "receives"); the nouns, names and numbers a claim repeats are not.
+    said = {k for t in doc if t.pos_ not in ("VERB", "AUX") for k in _keys(t.lower_, lemmas)}
+    repeated = tuple(w for w in wanted if _keys(w, lemmas) & said)
+    return _Claim(new, nouns, fresh, tuple(qualifiers), given, numbers, asked_numbers, wanted, repeated, lemmas)
+
+
+def _keys(word: str, lemmas: dict) -> set[str]:
+    """The forms a word is matched by: itself, both stems, its lemma."""
+    return {word, stem(word), root(word), lemmas.get(word, word)}
 
 
 def _spans(passage: Passage, c: _Claim, idf, th: Thresholds, nlp):
@@ -180,12 +189,14 @@ def _vocabulary(doc, s: int, e: int) -> set[str]:
     out: set[str] = set()
     for t in doc:
         if s <= t.idx < e:
-            out |= {t.lower_, stem(t.lower_), t.lemma_.lower()}
+            out |= {t.lower_, stem(t.lower_), root(t.lower_), t.lemma_.lower()}
     return out
 
 
 def _has(word: str, vocab: set[str], text: str, c: _Claim) -> bool:
-    return word in vocab or stem(word) in vocab or c.lemmas.get(word, word) in vocab or _number_in(word, text)
+    """Whether a word of the claim or question occurs in a span: as is, by either stem, by lemma, or by value."""
+    return (word in vocab or stem(word) in vocab or root(word) in vocab or c.lemmas.get(word, word) in vocab
+            or _number_in(word, text))
 
 
 def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, nlp) -> Evidence:
@@ -196,6 +207,9 @@ def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, n
     coverage = _coverage(c.wanted, c, window, idf, nlp)
     restated = _coverage(c.repeated, c, window, idf, nlp)
     missing = [w for w in c.names if not _has(w, vocab, span, c)]
+    if c.qualifiers:
+        whole = _vocabulary(doc, 0, len(passage.text))
+        missing += [w for w in c.qualifiers if not _has(w, whole, passage.text, c)]
     far: list[str] = []
     if c.asked_names:
         near = _vocabulary(_parse(nlp, window), 0, len(window))
@@ -267,7 +281,7 @@ def _parse(nlp, text: str):
 
 
 def _name_words(doc) -> list[str]:
-    """Content words of the claim's names and dates (not numbers)."""
+    """Content words of the claim's names, titles and dates (not numbers): its entities and proper nouns."""
     out: list[str] = []
     for ent in doc.ents:
         if ent.label_ not in NAME_LABELS:
@@ -275,6 +289,23 @@ def _name_words(doc) -> list[str]:
         for w in content_words(ent.text):
             if phrase_value(w) is None and w not in out:
                 out.append(w)
+    for t in doc:  # "Prime Minister" is no entity to the tagger, but a title the evidence must give
+        if t.pos_ == "PROPN" and not t.ent_type_ and phrase_value(t.lower_) is None:
+            out += [w for w in content_words(t.text) if w not in out]
+    return out
+
+
+def _place_qualifiers(doc) -> list[str]:
+    """Words of a place named in apposition right after another ("Hanoi, Vietnam"; "Santa Clara, California").
+
+    The model adds such a qualifier from what it knows; it is checked against the passage, not the span.
+    """
+    ents = list(doc.ents)
+    out: list[str] = []
+    for a, b in zip(ents, ents[1:]):
+        between = doc[a.end : b.start].text.strip()
+        if a.label_ in ("GPE", "LOC", "FAC") and b.label_ in ("GPE", "LOC") and between == ",":
+            out += [w for w in content_words(b.text) if w not in out]
     return out
 
 

@@ -1,7 +1,7 @@
 """BM25 keyword search over chunk texts, as a sparse matrix so 100k chunks score in milliseconds.
 
-Our own ~60 lines rather than a dependency: we need its tokenizer and IDF elsewhere (passage
-selection and citation support use the same notion of 'content word').
+Its terms are those of `rag.terms` (the same notion of 'content word' as passage selection and
+the answer check).
 
 >>> bm = BM25(["the cat sat", "a dog barked", "cat and dog"])
 >>> [i for i, _ in bm.search("cat", k=2)]
@@ -11,46 +11,11 @@ selection and citation support use the same notion of 'content word').
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 
 import numpy as np
 
-_WORD = re.compile(r"[^\W_]+(?:[.,'’][^\W_]+)*", re.UNICODE)
-STOPWORDS = frozenset(
-    """a an and are as at be been but by did do does for from had has have he her his how i if in
-    into is it its many much of on or our she so than that the their them then there these they this
-    to was we were what when where which who whom whose why will with would you your about after
-    also can could during over under up what's""".split()
-)
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case words; numbers keep inner separators ("1,936" stays one token)."""
-    return [w for w in _WORD.findall(text.lower())]
-
-
-def stem(word: str) -> str:
-    """A crude suffix strip, enough to match 'trained' with 'train', 'forced' with 'force' and
-    "Tucker's" with 'Tucker'."""
-    if word.endswith(("'s", "’s")) and len(word) > 3:
-        word = word[:-2]
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            word = word[: -len(suffix)]
-            break
-    return word[:-1] if len(word) > 3 and word.endswith("e") else word
-
-
-def content_words(text: str) -> list[str]:
-    """Tokens minus stopwords: what overlap checks compare."""
-    return [w for w in tokenize(text) if w not in STOPWORDS]
-
-
-def terms(text: str) -> list[str]:
-    """Stemmed content words: the terms BM25 and passage selection match on."""
-    return [stem(w) for w in content_words(text)]
-
+from .terms import stem, terms
 
 class BM25:
     """Okapi BM25 (k1=1.2, b=0.75) over a fixed list of texts."""
@@ -79,7 +44,7 @@ class BM25:
         self.size = len(texts)
 
     def idf_of(self, word: str) -> float:
-        """Inverse document frequency of a word (stemmed here); unseen words count as rare."""
+        """Inverse document frequency of a word (stemmed here, so pass words, not terms); unseen words count as rare."""
         col = self.vocab.get(stem(word))
         return float(self.idf[col]) if col is not None else math.log(1 + (self.size + 0.5) / 0.5)
 

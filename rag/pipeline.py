@@ -25,7 +25,7 @@ from .embedding import Embedder, make_embedder
 from .documents import load_file
 from .errors import DocumentError, GenerationError, QuestionError
 from .generation import Generator, Usage, make_generator
-from .keyword import content_words
+from .terms import content_words
 from .citations import is_refusal
 from .prompting import build_messages, load_prompt, render, select_passages
 from .records import Answer, Hit, Passage, Timings

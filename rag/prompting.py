@@ -16,7 +16,7 @@ from string import Template
 from typing import Callable, Sequence
 
 from .errors import RagError
-from .keyword import terms
+from .terms import terms
 from .records import Hit, Passage
 from .text import sentence_spans
 

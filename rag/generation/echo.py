@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ..keyword import content_words
+from ..terms import content_words
 from ..text import sentence_spans
 from .base import Generator, Usage
 
