@@ -41,8 +41,17 @@ _NOT_PLACES = frozenset("DATE TIME CARDINAL ORDINAL MONEY QUANTITY PERCENT".spli
 _MONEY_NOUNS = re.compile(r"\b(money|dollars?|pounds?|euros?|yen|cost|price|budget|fund|grant|amount|paid|pay)\b", re.I)
 
 
+_LATER_WH = re.compile(r"\b(?:which|what|who|whom|whose|where|how)\b", re.I)
+
+
 def expected(question: str) -> str | None:
-    """The kind of answer the question asks for, from its first words (None: not checked)."""
+    """The kind of answer the question asks for, from its first words (None: not checked).
+
+    A question that opens with a clause ("When the Rhine leaves the lake, which way does it flow?")
+    asks what its later wh-word asks: not checked.
+    """
+    if re.match(r"^\s*when\b", question, re.I) and _LATER_WH.search(question):
+        return None
     for kind, pattern in _KINDS:
         if pattern.search(question):
             return kind

@@ -26,19 +26,23 @@ True
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Sequence
 
 from . import nlp as nlp_loader
-from .terms import content_words, root, stem
+from .terms import content_words, root
 from .numbers import number_values, phrase_value
 from .records import Passage
 from .text import sentence_spans
 
 # Words that frame a question rather than name what it is about ("What is the name of ...",
 # "In what year ..."): an answer's evidence rarely repeats them.
+# A name in more than half of the chunks is the corpus's topic ("Rhine" in a book on the Rhine): it
+# need not be repeated near the evidence. BM25's idf is ln 2 at a document frequency of one half.
+TOPIC_IDF = math.log(2)
 FRAME_WORDS = frozenset("name named called call type kind term example year years date day month".split())
 NAME_LABELS = frozenset("PERSON ORG GPE LOC FAC NORP EVENT WORK_OF_ART LAW PRODUCT LANGUAGE DATE TIME".split())
 CURRENCIES = {"$": "dollar", "us$": "dollar", "usd": "dollar", "£": "pound", "gbp": "pound", "€": "euro", "eur": "euro",
@@ -164,8 +168,11 @@ def _read_claim(claim: str, question: str, nlp) -> _Claim:
 
 
 def _keys(word: str, lemmas: dict) -> set[str]:
-    """The forms a word is matched by: itself, both stems, its lemma."""
-    return {word, stem(word), root(word), lemmas.get(word, word)}
+    """The forms a word is matched by: itself, its Snowball stem, its lemma.
+
+    Not the index's crude `stem`, which strips a final e: "Rhin" would restate "Rhine".
+    """
+    return {word, root(word), lemmas.get(word, word)}
 
 
 def _spans(passage: Passage, c: _Claim, idf, th: Thresholds, nlp):
@@ -189,14 +196,13 @@ def _vocabulary(doc, s: int, e: int) -> set[str]:
     out: set[str] = set()
     for t in doc:
         if s <= t.idx < e:
-            out |= {t.lower_, stem(t.lower_), root(t.lower_), t.lemma_.lower()}
+            out |= {t.lower_, root(t.lower_), t.lemma_.lower()}
     return out
 
 
 def _has(word: str, vocab: set[str], text: str, c: _Claim) -> bool:
-    """Whether a word of the claim or question occurs in a span: as is, by either stem, by lemma, or by value."""
-    return (word in vocab or stem(word) in vocab or root(word) in vocab or c.lemmas.get(word, word) in vocab
-            or _number_in(word, text))
+    """Whether a word of the claim or question occurs in a span: as is, by stem, by lemma, or by value."""
+    return word in vocab or root(word) in vocab or c.lemmas.get(word, word) in vocab or _number_in(word, text)
 
 
 def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, nlp) -> Evidence:
@@ -213,7 +219,7 @@ def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, n
     far: list[str] = []
     if c.asked_names:
         near = _vocabulary(_parse(nlp, window), 0, len(window))
-        far = [w for w in c.asked_names if not _has(w, near, window, c)]
+        far = [w for w in c.asked_names if not _has(w, near, window, c) and idf(w) >= TOPIC_IDF]
     lost_nouns = [w for w in c.nouns if w not in found] if th.all_nouns else []
     have = _quantities(doc, s, e)
     problem = next((p for q in c.numbers if (p := _number_problem(q, have))), "")

@@ -18,6 +18,7 @@ from rag.answer_type import expected, problem
     ("How much did the UK give?", "how_much"),
     ("What did the UK fund?", None),
     ("Why did migration rise?", None),
+    ("When the Rhine emerges from Lake Constance which way does it flow?", None),
 ])
 def test_expected_kind(question, kind):
     assert expected(question) == kind
