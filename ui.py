@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from rag.cli import settings_from_args
+from rag.options import settings_from_args
 from rag.documents import SUPPORTED_SUFFIXES
 from rag.errors import RagError
 from rag.pipeline import Done, Pipeline, Retrieved, Token
@@ -57,61 +57,13 @@ def build_app(pipeline: Pipeline, examples: list[str] | None = None):
     examples = example_questions(s) if examples is None else examples
     with gr.Blocks(title="Local cited Q&A") as app:
         gr.Markdown("## Ask your documents\nAnswers come from a local model and cite the passages they use. Nothing leaves this machine.")
-        history = gr.State([])  # [(question, answer text)] of this browser session only
-        turn = gr.State(0)
-        with gr.Row():
-            with gr.Column(scale=3):
-                chat = gr.Chatbot(label="Chat", height=520, examples=[{"text": q} for q in examples] or None,
-                                  placeholder="Ask a question about the documents.", elem_id="chat")
-                with gr.Row():
-                    box = gr.Textbox(placeholder="Ask a question and press Enter", show_label=False, scale=5, elem_id="question")
-                    send = gr.Button("Ask", variant="primary", scale=1)
-                    stop = gr.Button("Stop", scale=1, elem_id="stop")
-            with gr.Column(scale=2):
-                gr.Markdown("### Sources")
-                sources = gr.HTML("<p>The passages used for the answer will appear here.</p>", elem_id="sources")
+        chat, box, send, stop, sources = _chat_panel(examples)
         with gr.Accordion("Settings", open=False):
             k = gr.Slider(1, 10, value=s.top_k, step=1, label="Passages given to the model")
             max_tokens = gr.Slider(16, 512, value=s.max_new_tokens, step=16, label="Max answer length (tokens)")
             gr.Textbox(value=_engine_line(pipeline), label="Engine and models", interactive=False)
-        with gr.Accordion("Documents", open=False):
-            doc_list = gr.Dataframe(value=_doc_rows(pipeline), headers=["document", "title", "chunks"], interactive=False)
-            upload = gr.File(label=f"Add documents ({', '.join(SUPPORTED_SUFFIXES)}; up to {s.max_upload_mb:g} MB each)",
-                             file_count="multiple", file_types=list(SUPPORTED_SUFFIXES))
-            with gr.Row():
-                remove_choice = gr.Dropdown(choices=sorted(pipeline.index.documents), label="Remove a document")
-                remove = gr.Button("Remove")
-            doc_status = gr.Markdown("")
-
-        def respond(message, chat_msgs, hist, turn_no, k_value, max_new, request: gr.Request):
-            try:
-                yield from _respond(pipeline, message, chat_msgs, hist, turn_no, int(k_value), int(max_new), _stop_flag(request))
-            finally:  # the flag is only needed while this session's answer is being written
-                _STOPS.pop(getattr(request, "session_hash", None) or "default", None)
-
-        inputs = [box, chat, history, turn, k, max_tokens]
-        outputs = [chat, sources, history, turn, box]
-        ev1 = box.submit(respond, inputs, outputs, api_name="chat")
-        ev2 = send.click(respond, inputs, outputs, api_visibility="private")
-        def pick_example(evt: gr.SelectData):
-            return evt.value["text"]
-
-        chat.example_select(pick_example, None, box, api_visibility="private")
-
-        def stop_now(request: gr.Request):
-            _stop_flag(request).set()
-
-        stop.click(stop_now, None, None, cancels=[ev1, ev2], queue=False, api_visibility="private")
-
-        def on_upload(files):
-            return _add_uploads(pipeline, files)
-
-        upload.upload(on_upload, upload, [doc_status, doc_list, remove_choice, upload], api_visibility="private")
-
-        def on_remove(source):
-            return _remove(pipeline, source)
-
-        remove.click(on_remove, remove_choice, [doc_status, doc_list, remove_choice], api_visibility="private")
+        _wire_chat(pipeline, chat, box, send, stop, sources, k, max_tokens)
+        _documents_panel(pipeline)
 
         def ask(question: str) -> dict:
             """Answer one question; returns the same JSON object as `python -m rag ask --json`."""
@@ -122,6 +74,72 @@ def build_app(pipeline: Pipeline, examples: list[str] | None = None):
 
         gr.api(ask, api_name="ask")
     return app
+
+
+def _chat_panel(examples: list[str]):
+    """The chat (with example questions), the question box and its buttons, and the sources pane."""
+    with gr.Row():
+        with gr.Column(scale=3):
+            chat = gr.Chatbot(label="Chat", height=520, examples=[{"text": q} for q in examples] or None,
+                              placeholder="Ask a question about the documents.", elem_id="chat")
+            with gr.Row():
+                box = gr.Textbox(placeholder="Ask a question and press Enter", show_label=False, scale=5, elem_id="question")
+                send = gr.Button("Ask", variant="primary", scale=1)
+                stop = gr.Button("Stop", scale=1, elem_id="stop")
+        with gr.Column(scale=2):
+            gr.Markdown("### Sources")
+            sources = gr.HTML("<p>The passages used for the answer will appear here.</p>", elem_id="sources")
+    return chat, box, send, stop, sources
+
+
+def _wire_chat(pipeline: Pipeline, chat, box, send, stop, sources, k, max_tokens) -> None:
+    """Enter or Ask streams an answer; Stop cancels it; an example fills the box."""
+    history = gr.State([])  # [(question, answer text)] of this browser session only
+    turn = gr.State(0)
+
+    def respond(message, chat_msgs, hist, turn_no, k_value, max_new, request: gr.Request):
+        try:
+            yield from _respond(pipeline, message, chat_msgs, hist, turn_no, int(k_value), int(max_new), _stop_flag(request))
+        finally:  # the flag is only needed while this session's answer is being written
+            _STOPS.pop(getattr(request, "session_hash", None) or "default", None)
+
+    inputs = [box, chat, history, turn, k, max_tokens]
+    outputs = [chat, sources, history, turn, box]
+    ev1 = box.submit(respond, inputs, outputs, api_name="chat")
+    ev2 = send.click(respond, inputs, outputs, api_visibility="private")
+
+    def pick_example(evt: gr.SelectData):
+        return evt.value["text"]
+
+    chat.example_select(pick_example, None, box, api_visibility="private")
+
+    def stop_now(request: gr.Request):
+        _stop_flag(request).set()
+
+    stop.click(stop_now, None, None, cancels=[ev1, ev2], queue=False, api_visibility="private")
+
+
+def _documents_panel(pipeline: Pipeline) -> None:
+    """The indexed documents, with upload and removal (each re-indexes at once)."""
+    s = pipeline.settings
+    with gr.Accordion("Documents", open=False):
+        doc_list = gr.Dataframe(value=_doc_rows(pipeline), headers=["document", "title", "chunks"], interactive=False)
+        upload = gr.File(label=f"Add documents ({', '.join(SUPPORTED_SUFFIXES)}; up to {s.max_upload_mb:g} MB each)",
+                         file_count="multiple", file_types=list(SUPPORTED_SUFFIXES))
+        with gr.Row():
+            remove_choice = gr.Dropdown(choices=sorted(pipeline.index.documents), label="Remove a document")
+            remove = gr.Button("Remove")
+        doc_status = gr.Markdown("")
+
+    def on_upload(files):
+        return _add_uploads(pipeline, files)
+
+    upload.upload(on_upload, upload, [doc_status, doc_list, remove_choice, upload], api_visibility="private")
+
+    def on_remove(source):
+        return _remove(pipeline, source)
+
+    remove.click(on_remove, remove_choice, [doc_status, doc_list, remove_choice], api_visibility="private")
 
 
 def _stop_flag(request) -> threading.Event:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RagError
+from .options import add_common_options, settings_from_args
 from .questions import QUESTIONS_FILE, folder_questions, question_texts
 
 log = logging.getLogger(__name__)
@@ -26,19 +27,18 @@ NAIVE_CHUNK, NAIVE_K = 1000, 4
 TITLE_QUESTIONS = 4  # questions made from document titles when a folder brings none
 
 
-def add_parser(sub, common) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure speed and memory", description="Benchmark indexing, retrieval and generation on the documents folder.")
     p.add_argument("--questions", type=Path, help=f"JSONL file of {{\"question\": ...}} to ask (default: {QUESTIONS_FILE} in the "
                    "documents folder, else questions made from the document titles)")
     p.add_argument("--json", dest="json_out", type=Path, help="write the figures here")
     p.add_argument("--scale-chunks", type=int, default=100_000, help="size of the synthetic corpus for the scale test (0 = skip)")
     p.add_argument("--repeats", type=int, default=3, help="repeats of each timing (median is reported)")
-    common(p)
+    add_common_options(p)
     p.set_defaults(func=run_bench)
 
 
 def run_bench(args) -> int:
-    from .cli import settings_from_args
     from .embedding import make_embedder
 
     settings = settings_from_args(args)
@@ -174,14 +174,15 @@ def bench_answers(pipeline, tmp: Path, questions: list[str]) -> dict:
 
 def _raw_engine(pipeline, question: str) -> dict:
     """The engine alone on the prompt our pipeline built for `question` (same length, same cache state)."""
-    from .generation import Usage
+    from .generation import Grounding, Usage
     from .prompting import build_messages, select_passages
 
     hits = pipeline.search(question)
     passages = select_passages(hits, question, pipeline.index.bm25.idf_of, pipeline.settings.passage_chars)
     messages = build_messages(question, passages)
     usage, t0, first = Usage(), time.perf_counter(), None
-    for _ in pipeline.generator.stream(messages, pipeline.settings.max_new_tokens, 0.0, usage):
+    grounding = Grounding(question, tuple(p.text for p in passages))
+    for _ in pipeline.generator.stream(messages, pipeline.settings.max_new_tokens, 0.0, usage, grounding=grounding):
         if first is None:
             first = time.perf_counter()
     end = time.perf_counter()

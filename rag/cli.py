@@ -10,19 +10,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import RagError
-from .questions import read_questions  # noqa: F401  (rag.evaluate imports it from here)
-from .settings import Settings
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("common options")
-    g.add_argument("--docs", type=Path, help="documents folder (default: seeds)")
-    g.add_argument("--index", type=Path, help="index folder (default: index)")
-    g.add_argument("--embedder", help="embedding model: packaged:all-MiniLM-L6-v2 (default), a path or a Hub id")
-    g.add_argument("--generator", help="generator model: packaged:qwen2.5-coder-1.5b-instruct (default), a .gguf path or a Hub id")
-    g.add_argument("--engine", choices=["auto", "llama_cpp", "transformers", "openai", "echo"], help="generation engine (default: auto)")
-    g.add_argument("--settings", type=Path, help="settings file (default: rag.toml if present)")
-    g.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
+from .options import add_common_options, settings_from_args
+from .questions import read_questions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,14 +20,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="build or update the index", description="Build the index, or update it: only new or changed documents are embedded.")
     p.add_argument("--rebuild", action="store_true", help="re-embed everything")
-    _common(p)
+    add_common_options(p)
 
     p = sub.add_parser("search", help="retrieval only", description="Show the passages retrieved for a question (no model).")
     p.add_argument("question", nargs="?", help="the question")
     p.add_argument("--k", type=int, help="number of passages (default: 4)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--questions", type=Path, help="JSONL file of {id, question}: with --json, one line of passages per question (retrieval only)")
-    _common(p)
+    add_common_options(p)
 
     p = sub.add_parser("ask", help="answer a question with citations", description="Answer with a local model, citing the passages used.")
     p.add_argument("question", nargs="?", help="the question")
@@ -46,23 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, help="answer length limit in tokens (default: 160)")
     p.add_argument("--json", action="store_true", help="print the answer object as JSON")
     p.add_argument("--questions", type=Path, help="JSONL file of {id, question}; one JSON answer per line, in order")
-    _common(p)
+    add_common_options(p)
 
     from . import evaluate, bench  # noqa: F401  (their parsers live beside their code)
 
-    evaluate.add_parser(sub, _common)
-    bench.add_parser(sub, _common)
+    evaluate.add_parser(sub)
+    bench.add_parser(sub)
     return parser
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    overrides = {
-        "docs_dir": getattr(args, "docs", None), "index_dir": getattr(args, "index", None),
-        "embedder": getattr(args, "embedder", None), "generator": getattr(args, "generator", None),
-        "engine": getattr(args, "engine", None), "top_k": getattr(args, "k", None),
-        "max_new_tokens": getattr(args, "max_new_tokens", None),
-    }
-    return Settings.load(overrides=overrides, settings_file=getattr(args, "settings", None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

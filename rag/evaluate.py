@@ -16,6 +16,8 @@ from typing import Any
 
 from .citations import strip_markers
 from .errors import RagError
+from .options import add_common_options, settings_from_args
+from .questions import read_questions
 from .metrics import alce_correct, exact_match, percentile, precision_recall, reciprocal_rank, token_f1
 from .text import normalize_answer
 
@@ -31,7 +33,7 @@ class Question:
     answerable: bool
 
 
-def add_parser(sub, common) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="measure retrieval, answers, citations, abstention, speed",
                        description="Evaluate the full pipeline on a JSONL question set (see shared/eval/README.md).")
     p.add_argument("--qa", type=Path, required=True, help="JSONL questions with answers and sources")
@@ -42,13 +44,11 @@ def add_parser(sub, common) -> None:
     p.add_argument("--k", type=int, help="passages given to the model (default: 4)")
     p.add_argument("--reply-cache", type=Path, help="record the model's replies here and replay them for prompts seen "
                    "before (re-judge the same replies after changing the checks; speed counts fresh replies only)")
-    common(p)
+    add_common_options(p)
     p.set_defaults(func=run_eval)
 
 
 def load_questions(path: Path) -> list[Question]:
-    from .cli import read_questions
-
     out = []
     for row in read_questions(path):
         answerable = bool(row.get("answerable", True))
@@ -64,7 +64,6 @@ def default_index_dir(settings, docs: Path) -> Path:
 
 
 def run_eval(args) -> int:
-    from .cli import settings_from_args
     from .pipeline import Pipeline
 
     settings = settings_from_args(args)
@@ -206,18 +205,16 @@ def _mean(values) -> float | None:
 
 
 def summarize(retrieval: list[dict], answers: list[dict]) -> dict[str, Any]:
-    s: dict[str, Any] = {
-        "retrieval": {
-            "questions": len(retrieval),
-            "hit@1": _mean([r["rank"] == 1 for r in retrieval]),
-            "hit@5": _mean([r["rank"] is not None and r["rank"] <= 5 for r in retrieval]),
-            "mrr@10": _mean([r["rr"] for r in retrieval]),
-        }
-    }
+    """The figures `eval` prints: retrieval always; answers, citations, abstention and speed when answered."""
+    s: dict[str, Any] = {"retrieval": {
+        "questions": len(retrieval),
+        "hit@1": _mean([r["rank"] == 1 for r in retrieval]),
+        "hit@5": _mean([r["rank"] is not None and r["rank"] <= 5 for r in retrieval]),
+        "mrr@10": _mean([r["rr"] for r in retrieval]),
+    }}
     if not answers:
         return s
     answerable = [a for a in answers if a["answerable"]]
-    total_cites = sum(a["citations"] for a in answers)
     s["answers"] = {
         "questions": len(answers), "answerable": len(answerable),
         "correct": _mean([a["correct"] for a in answers]),
@@ -225,21 +222,31 @@ def summarize(retrieval: list[dict], answers: list[dict]) -> dict[str, Any]:
         "em": _mean([a["em"] for a in answerable]), "f1": _mean([a["f1"] for a in answerable]),
         "median_words": percentile([a["words"] for a in answers if not a["abstained"]], 0.5),
     }
+    s["citations"] = _citation_summary(answers)
+    p, r = precision_recall([a["abstained"] for a in answers], [not a["answerable"] for a in answers])
+    s["abstention"] = {"precision": p, "recall": r, "abstained": sum(a["abstained"] for a in answers)}
+    checked = [a for a in answers if a.get("model_check") is not None]
+    s["model_check"] = {"checked": len(checked), "check_s_p50": percentile([a["check_s"] for a in checked], 0.5)}
+    s["trade_off"] = trade_off_summary(answers)
+    s["speed"] = _speed_summary(answers)
+    return s
+
+
+def _citation_summary(answers: list[dict]) -> dict[str, Any]:
+    answerable = [a for a in answers if a["answerable"]]
     answered = [a for a in answerable if not a["abstained"]]
-    answered_cites = sum(a["citations"] for a in answered)
-    s["citations"] = {
+    total_cites, answered_cites = sum(a["citations"] for a in answers), sum(a["citations"] for a in answered)
+    return {
         "precision": sum(a["good_citations"] for a in answers) / total_cites if total_cites else None,
         "recall": _mean([a["good_citations"] > 0 for a in answerable]),
         # of the sentences cited for answered answerable questions, the share that contain a gold answer
         "support_precision": sum(a["citations_with_gold"] for a in answered) / answered_cites if answered_cites else None,
     }
-    p, r = precision_recall([a["abstained"] for a in answers], [not a["answerable"] for a in answers])
-    s["abstention"] = {"precision": p, "recall": r, "abstained": sum(a["abstained"] for a in answers)}
-    checked = [a["model_check"] for a in answers if a.get("model_check") is not None]
-    s["model_check"] = {"checked": len(checked), "check_s_p50": percentile([a["check_s"] for a in answers if a.get("model_check") is not None], 0.5)}
-    s["trade_off"] = trade_off_summary(answers)
+
+
+def _speed_summary(answers: list[dict]) -> dict[str, Any]:
     fresh = [a for a in answers if not a.get("replayed")]  # replayed replies took no generation time
-    s["speed"] = {
+    return {
         "fresh_replies": len(fresh),
         "retrieve_ms_p50": percentile([a["retrieve_ms"] for a in answers], 0.5),
         "retrieve_ms_p95": percentile([a["retrieve_ms"] for a in answers], 0.95),
@@ -250,7 +257,6 @@ def summarize(retrieval: list[dict], answers: list[dict]) -> dict[str, Any]:
         "tokens_per_s_p50": percentile([a["tokens_per_s"] for a in fresh], 0.5),
         "prompt_tokens_p50": percentile([a["prompt_tokens"] for a in answers if a["prompt_tokens"]], 0.5),
     }
-    return s
 
 
 def trade_off_summary(answers: list[dict]) -> list[dict]:

@@ -46,13 +46,16 @@ def reciprocal_rank(ranked_sources: Sequence[str], gold: set[str]) -> tuple[int 
     return None, 0.0
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    vals = sorted(v for v in values if v is not None)
-    if not vals:
-        return None
-    pos = (len(vals) - 1) * q
-    lo, hi = int(pos), min(int(pos) + 1, len(vals) - 1)
-    return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
+def percentile(values: Sequence[float | None], q: float) -> float | None:
+    """The q-quantile (0..1, linear interpolation) of the values that are not None; None if there are none.
+
+    >>> percentile([1, None, 3, 2, 4], 0.5), percentile([], 0.5)
+    (2.5, None)
+    """
+    import numpy as np
+
+    vals = [v for v in values if v is not None]
+    return float(np.percentile(vals, q * 100)) if vals else None
 
 
 def precision_recall(predicted: Sequence[bool], actual: Sequence[bool]) -> tuple[float | None, float | None]:

@@ -24,7 +24,7 @@ from .answering import Policy, abstain_early, finish, retrieval_evidence
 from .embedding import Embedder, make_embedder
 from .documents import load_file
 from .errors import DocumentError, GenerationError, QuestionError
-from .generation import Generator, Usage, make_generator
+from .generation import Generator, Grounding, Usage, make_generator
 from .terms import content_words
 from .citations import is_refusal
 from .prompting import build_messages, load_prompt, render, select_passages
@@ -146,7 +146,7 @@ class Pipeline:
     def warm_up(self) -> None:
         """Load both models now rather than on the first question."""
         self.embedder.embed_query("warm up")
-        self.generator.warm_up()
+        self.generator.warm_up(load_prompt("system.txt").strip())
 
     # ---- retrieval
     def search(self, query: str, k: int | None = None) -> list[Hit]:
@@ -196,11 +196,7 @@ class Pipeline:
         question = self.check_question(question)
         history = list(history)[-self.settings.history_turns :] if self.settings.history_turns else []
         query = self.standalone_query(question, history)
-        retriever = self._retriever()
-        index = retriever.index
-        queries = [query] if query == question else [question, query]
-        hits = retriever.search_many(queries, k or self.settings.top_k)
-        passages = select_passages(hits, question, index.bm25.idf_of, self.settings.passage_chars, context=query)
+        index, hits, passages = self._retrieve(question, query, k)
         retrieve_ms = (time.perf_counter() - t0) * 1000
         yield Retrieved(tuple(passages), query)
         dense, overlap = retrieval_evidence(query, hits, index.bm25.idf_of)
@@ -211,9 +207,11 @@ class Pipeline:
             return
         messages, passages = self._fit_prompt(question, passages, history, max_new_tokens)
         usage, pieces, ttft = Usage(), [], None
+        grounding = Grounding(question, tuple(p.text for p in passages))
         with self._generate_lock:
             for piece in self.generator.stream(
                 messages, max_new_tokens or self.settings.max_new_tokens, self.settings.temperature, usage, stop_event,
+                grounding,
             ):
                 if ttft is None:
                     ttft = time.perf_counter() - t0
@@ -229,6 +227,15 @@ class Pipeline:
         )
         policy = Policy.from_settings(self.settings)
         yield Done(finish(question, raw, passages, timings, query, qid, index.bm25.idf_of, policy, verdict))
+
+    def _retrieve(self, question: str, query: str, k: int | None):
+        """The index searched (one snapshot for the whole answer), its hits, and the passages for the prompt."""
+        retriever = self._retriever()
+        index = retriever.index
+        queries = [query] if query == question else [question, query]
+        hits = retriever.search_many(queries, k or self.settings.top_k)
+        passages = select_passages(hits, question, index.bm25.idf_of, self.settings.passage_chars, context=query)
+        return index, hits, passages
 
     def _model_check(self, messages: list[dict], raw: str, question: str, stop_event) -> float | None:
         """The model's own P(Yes) that its reply is stated in the passages (same conversation, one more turn)."""

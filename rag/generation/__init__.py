@@ -1,5 +1,6 @@
 """Generation engines behind one interface (`Generator`); `make_generator` picks one from settings."""
 
-from .base import Generator, Usage, make_generator
+from .base import Generator, Grounding, Usage
+from .registry import make_generator
 
-__all__ = ["Generator", "Usage", "make_generator"]
+__all__ = ["Generator", "Grounding", "Usage", "make_generator"]

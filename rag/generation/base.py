@@ -1,4 +1,5 @@
-"""The generator interface and the one place that picks an engine.
+"""The generator interface: what every engine (llama.cpp, transformers, an OpenAI-compatible server,
+the echo fake) offers. `registry.make_generator` picks one.
 
 >>> from .echo import EchoGenerator
 >>> g = EchoGenerator(script="Hello [1].")
@@ -10,10 +11,19 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
-from ..errors import RagError
+
+@dataclass(frozen=True)
+class Grounding:
+    """What the prompt was built from: the question and the passages' texts, [1] first.
+
+    Real engines read only the rendered messages; the echo fake answers from these, so a change
+    to the prompt templates cannot silently break it.
+    """
+
+    question: str
+    passages: tuple[str, ...] = ()
 
 
 @dataclass
@@ -34,7 +44,7 @@ class Generator(ABC):
     @abstractmethod
     def stream(
         self, messages: list[dict], max_tokens: int = 160, temperature: float = 0.0,
-        usage: Usage | None = None, stop_event=None,
+        usage: Usage | None = None, stop_event=None, grounding: Grounding | None = None,
     ) -> Iterator[str]:
         """Yield pieces of the reply as they are produced; stop early when `stop_event` is set."""
 
@@ -45,8 +55,8 @@ class Generator(ABC):
         """Prompt length in tokens (a 4-characters-a-token estimate unless the engine knows better)."""
         return sum(len(m["content"]) for m in messages) // 4 + 8 * len(messages)
 
-    def warm_up(self) -> None:
-        """Load weights and run the system prompt once, so the first question is not slower."""
+    def warm_up(self, system_prompt: str = "") -> None:
+        """Load weights (and run `system_prompt` once where that is kept), so the first question is not slower."""
 
     def yes_probability(self, messages: list[dict]) -> float | None:
         """P("Yes") / (P("Yes") + P("No")) for the first token of the reply to `messages`.
@@ -56,40 +66,12 @@ class Generator(ABC):
         return None
 
 
-def cuda_available() -> bool:
-    try:
-        import torch
+def yes_share(logits, ids: tuple[list[int], list[int]]) -> float:
+    """Softmax mass of the Yes tokens over that of the Yes and No tokens together."""
+    import numpy as np
 
-        return bool(torch.cuda.is_available())
-    except ImportError:
-        return False
-
-
-def make_generator(settings) -> Generator:
-    """The engine named by `settings.engine` ("auto": transformers on CUDA, else llama.cpp)."""
-    engine = settings.engine
-    if engine == "auto":
-        engine = "transformers" if cuda_available() else "llama_cpp"
-    if engine == "echo":
-        from .echo import EchoGenerator
-
-        return EchoGenerator()
-    if engine == "openai":
-        from .openai_compat import OpenAICompatGenerator
-
-        return OpenAICompatGenerator(
-            settings.openai_base_url, settings.openai_model, settings.openai_api_key,
-            context_window=settings.context_window,
-        )
-    from ..models import resolve
-
-    ref = resolve(settings.generator, Path(settings.cache_dir))
-    if engine == "llama_cpp":
-        from .llama_cpp import LlamaCppGenerator
-
-        return LlamaCppGenerator(ref, n_ctx=settings.context_window, n_threads=settings.n_threads)
-    if engine == "transformers":
-        from .transformers_engine import TransformersGenerator
-
-        return TransformersGenerator(ref, cache_dir=Path(settings.cache_dir), context_window=settings.context_window)
-    raise RagError(f"unknown engine {engine!r} (auto, llama_cpp, transformers, openai, echo)")
+    yes, no = ids
+    pick = np.asarray(logits, dtype=np.float64)[list(dict.fromkeys(yes + no))]
+    weights = np.exp(pick - pick.max())
+    n_yes = len(dict.fromkeys(yes))
+    return float(weights[:n_yes].sum() / weights.sum())

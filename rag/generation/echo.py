@@ -3,7 +3,15 @@
 Without a script it answers with the sentence of passage [1] that shares most words with the
 question, cited as [1] - an extractive answer whose citation checking has something real to check.
 A script is one reply for every question, or a {question: reply} mapping (other questions are
-echoed): tests use it to hand the answer checks wrong replies like a real model's.
+echoed): tests use it to hand the answer checks wrong replies like a real model's. The question and
+passages come through the interface (`Grounding`), never parsed back out of the rendered prompt.
+
+>>> g = EchoGenerator()
+>>> "".join(g.stream([], grounding=Grounding("Who won?", ("Rain fell. The Broncos won the game.",))))
+'The Broncos won the game [1].'
+>>> "".join(EchoGenerator(script={"Who won?": "Nobody [1]."}).stream([], grounding=Grounding("Who won?")))
+'Nobody [1].'
+
 """
 
 from __future__ import annotations
@@ -13,10 +21,7 @@ from typing import Iterator
 
 from ..terms import content_words
 from ..text import sentence_spans
-from .base import Generator, Usage
-
-_PASSAGE_1 = re.compile(r'\[1\][^\n]*\n"""\n(.*?)\n"""', re.DOTALL)
-_QUESTION = re.compile(r"^Question: (.*)$", re.MULTILINE)
+from .base import Generator, Grounding, Usage
 
 
 class EchoGenerator(Generator):
@@ -27,8 +32,9 @@ class EchoGenerator(Generator):
         self.script = script
         self.yes = yes  # what yes_probability reports (None: no model check, like an engine without logits)
 
-    def stream(self, messages, max_tokens=160, temperature=0.0, usage: Usage | None = None, stop_event=None) -> Iterator[str]:
-        reply = self._reply(messages[-1]["content"])
+    def stream(self, messages, max_tokens=160, temperature=0.0, usage: Usage | None = None, stop_event=None,
+               grounding: Grounding | None = None) -> Iterator[str]:
+        reply = self._reply(grounding)
         words = re.findall(r"\S+\s*", reply)[:max_tokens]
         if usage is not None:
             usage.prompt_tokens = self.count_tokens(messages)
@@ -42,23 +48,20 @@ class EchoGenerator(Generator):
     def yes_probability(self, messages: list[dict]) -> float | None:
         return self.yes
 
-    def _reply(self, prompt: str) -> str:
+    def _reply(self, grounding: Grounding | None) -> str:
         if isinstance(self.script, str):
             return self.script
-        if isinstance(self.script, dict):
-            q = _QUESTION.search(prompt)
-            if q and q.group(1).strip() in self.script:
-                return self.script[q.group(1).strip()]
-        return self._extract(prompt)
+        question = grounding.question.strip() if grounding else ""
+        if isinstance(self.script, dict) and question in self.script:
+            return self.script[question]
+        return self._extract(grounding)
 
     @staticmethod
-    def _extract(prompt: str) -> str:
-        passage = _PASSAGE_1.search(prompt)
-        if passage is None:
+    def _extract(grounding: Grounding | None) -> str:
+        if grounding is None or not grounding.passages:
             return "The documents do not say."
-        q = _QUESTION.search(prompt)
-        wanted = set(content_words(q.group(1) if q else ""))
-        text = passage.group(1)
+        wanted = set(content_words(grounding.question))
+        text = grounding.passages[0]
         spans = sentence_spans(text)
         s, e = max(spans, key=lambda se: len(wanted & set(content_words(text[se[0]:se[1]]))))
         return text[s:e].rstrip(".") + " [1]."

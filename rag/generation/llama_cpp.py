@@ -12,7 +12,7 @@ from typing import Iterator
 
 from ..errors import GenerationError, ModelError
 from ..models import ModelRef, verify
-from .base import Generator, Usage
+from .base import Generator, Grounding, Usage, yes_share
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ class LlamaCppGenerator(Generator):
         # Content tokens plus the chat template's few tokens per message.
         return sum(len(self.llm.tokenize(m["content"].encode("utf-8"), add_bos=False, special=False)) + 5 for m in messages) + 3
 
-    def stream(self, messages, max_tokens=160, temperature=0.0, usage: Usage | None = None, stop_event=None) -> Iterator[str]:
+    def stream(self, messages, max_tokens=160, temperature=0.0, usage: Usage | None = None, stop_event=None,
+               grounding: Grounding | None = None) -> Iterator[str]:
         llm = self.llm
         try:
             chunks = llm.create_chat_completion(
@@ -110,23 +111,11 @@ class LlamaCppGenerator(Generator):
             self._yes_no = ([first(w) for w in ("Yes", "yes", " Yes")], [first(w) for w in ("No", "no", " No")])
         return self._yes_no
 
-    def warm_up(self) -> None:
-        from ..prompting import load_prompt
-
-        system = {"role": "system", "content": load_prompt("system.txt").strip()}
-        for _ in self.stream([system, {"role": "user", "content": "Hello"}], max_tokens=1):
+    def warm_up(self, system_prompt: str = "") -> None:
+        # The system prompt's KV state stays in llama.cpp's prefix cache, so the first question reuses it.
+        messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": "Hello"}]
+        for _ in self.stream(messages, max_tokens=1):
             pass
-
-
-def yes_share(logits, ids: tuple[list[int], list[int]]) -> float:
-    """Softmax mass of the Yes tokens over that of the Yes and No tokens together."""
-    import numpy as np
-
-    yes, no = ids
-    pick = np.asarray(logits, dtype=np.float64)[list(dict.fromkeys(yes + no))]
-    weights = np.exp(pick - pick.max())
-    n_yes = len(dict.fromkeys(yes))
-    return float(weights[:n_yes].sum() / weights.sum())
 
 
 def _download_gguf(hub_path: str) -> str:

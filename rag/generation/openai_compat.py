@@ -11,7 +11,7 @@ import re
 from typing import Iterator
 
 from ..errors import GenerationError
-from .base import Generator, Usage
+from .base import Generator, Grounding, Usage
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ class OpenAICompatGenerator(Generator):
         self.context_window = context_window
         self.timeout = timeout
 
-    def stream(self, messages, max_tokens=160, temperature=0.0, usage: Usage | None = None, stop_event=None) -> Iterator[str]:
+    def stream(self, messages, max_tokens=160, temperature=0.0, usage: Usage | None = None, stop_event=None,
+               grounding: Grounding | None = None) -> Iterator[str]:
         import httpx
 
         body = {

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import RagError
-from .base import Generator, Usage
+from .base import Generator, Grounding, Usage
 
 
 class ReplayCache(Generator):
@@ -60,7 +60,8 @@ class ReplayCache(Generator):
         blob = json.dumps([self.inner.model_name, max_tokens, messages], ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
-    def stream(self, messages, max_tokens=160, temperature=0.0, usage: Usage | None = None, stop_event=None) -> Iterator[str]:
+    def stream(self, messages, max_tokens=160, temperature=0.0, usage: Usage | None = None, stop_event=None,
+               grounding: Grounding | None = None) -> Iterator[str]:
         key = self.key(messages, max_tokens)
         row = self._replies.get(key) if temperature == 0 else None
         self.last_replayed = row is not None
@@ -72,7 +73,7 @@ class ReplayCache(Generator):
             return
         inner_usage = usage if usage is not None else Usage()
         pieces = []
-        for piece in self.inner.stream(messages, max_tokens, temperature, inner_usage, stop_event):
+        for piece in self.inner.stream(messages, max_tokens, temperature, inner_usage, stop_event, grounding):
             pieces.append(piece)
             yield piece
         if temperature == 0 and not (stop_event is not None and stop_event.is_set()):
@@ -96,5 +97,5 @@ class ReplayCache(Generator):
     def count_tokens(self, messages: list[dict]) -> int:
         return self.inner.count_tokens(messages)
 
-    def warm_up(self) -> None:
-        self.inner.warm_up()
+    def warm_up(self, system_prompt: str = "") -> None:
+        self.inner.warm_up(system_prompt)

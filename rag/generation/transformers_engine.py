@@ -15,7 +15,7 @@ from typing import Iterator
 
 from ..errors import ModelError
 from ..models import ModelRef, hub_download, verify
-from .base import Generator, Usage
+from .base import Generator, Grounding, Usage, yes_share
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +106,10 @@ class TransformersGenerator(Generator):
             ids = ids["input_ids"]
         return list(ids)
 
-    def stream(self, messages, max_tokens=160, temperature=0.0, usage: Usage | None = None, stop_event=None) -> Iterator[str]:
+    def stream(self, messages, max_tokens=160, temperature=0.0, usage: Usage | None = None, stop_event=None,
+               grounding: Grounding | None = None) -> Iterator[str]:
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+        from transformers import TextIteratorStreamer
 
         tokenizer, model = self._ensure_loaded()
         ids = torch.tensor([self._encode(tokenizer, messages)], device=self.device)
@@ -116,17 +117,7 @@ class TransformersGenerator(Generator):
             usage.prompt_tokens = int(ids.shape[1])
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
 
-        class _Stop(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                return bool(stop_event is not None and stop_event.is_set())
-
-        kwargs = dict(
-            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens, streamer=streamer,
-            do_sample=temperature > 0, stopping_criteria=StoppingCriteriaList([_Stop()]),
-            pad_token_id=tokenizer.eos_token_id,
-        )
-        if temperature > 0:
-            kwargs["temperature"] = temperature
+        kwargs = self._generate_args(tokenizer, ids, streamer, max_tokens, temperature, stop_event)
         errors: list[BaseException] = []
 
         def run():
@@ -148,11 +139,29 @@ class TransformersGenerator(Generator):
         if errors:
             raise ModelError(f"transformers generation failed: {errors[0]}")
 
+    @staticmethod
+    def _generate_args(tokenizer, ids, streamer, max_tokens: int, temperature: float, stop_event) -> dict:
+        """`model.generate` arguments: greedy unless a temperature is set; stops when `stop_event` is set."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return bool(stop_event is not None and stop_event.is_set())
+
+        kwargs = dict(
+            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens, streamer=streamer,
+            do_sample=temperature > 0, stopping_criteria=StoppingCriteriaList([_Stop()]),
+            pad_token_id=tokenizer.eos_token_id,
+        )
+        if temperature > 0:
+            kwargs["temperature"] = temperature
+        return kwargs
+
     def yes_probability(self, messages: list[dict]) -> float | None:
         """One forward pass over the conversation; Yes against No in the last position's logits."""
         import torch
 
-        from .llama_cpp import yes_share
 
         tokenizer, model = self._ensure_loaded()
         ids = torch.tensor([self._encode(tokenizer, messages)], device=self.device)
@@ -161,7 +170,7 @@ class TransformersGenerator(Generator):
         first = lambda w: tokenizer.encode(w, add_special_tokens=False)[0]  # noqa: E731
         return yes_share(logits, ([first(w) for w in ("Yes", "yes", " Yes")], [first(w) for w in ("No", "no", " No")]))
 
-    def warm_up(self) -> None:
+    def warm_up(self, system_prompt: str = "") -> None:
         self._ensure_loaded()
 
 
