@@ -1,3 +1,5 @@
+import pytest
+
 from rag.answering import finish, short_answer
 from rag.citations import check_answer, find_markers, is_refusal, strip_markers
 from rag.judge import judge
@@ -134,3 +136,22 @@ def test_a_count_question_answered_without_a_number_abstains():
     assert a.abstained and "number" in a.abstain_reason
     b = finish("How many people were trained?", "It trained 1,936 people in Vietnam [1].", passages(), Timings(), "q", None)
     assert not b.abstained
+
+
+@pytest.mark.parametrize("text, values", [
+    ("twenty-one people", {"21"}),
+    ("two thousand and twenty-three", {"2023"}),
+    ("one hundred and five", {"105"}),
+    ("half a million pounds", {"500000"}),
+    ("a hundred days", {"100"}),
+    ("£1.2bn", {"1.2", "1200000000"}),
+    ("$5m", {"5", "5000000"}),
+    ("5 m tall", {"5"}),  # a unit after a space is not a scale
+    ("twenty and thirty", {"20", "30"}),
+    ("hundreds of people", set()),
+])
+def test_number_words_and_scales(text, values):
+    """The cases a review found wrong ("twenty-one" gave {1, 20}, "half a million" nothing, "£1.2bn" {1.2})."""
+    from rag.numbers import number_values
+
+    assert number_values(text) == values
