@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from . import answer_type
 from .citations import check_answer, claim_text, is_refusal, strip_markers
-from .judge import Thresholds
+from .judge import FRAME_WORDS, Thresholds
 from .nlp import PACKAGED
 from .terms import STOPWORDS, content_words, stem
 from .numbers import number_values
@@ -87,11 +87,12 @@ class Policy:
     min_model_yes: float = 0.0  # abstain when the model's own P(Yes) is below this (0: never)
     nlp_model: str = PACKAGED
     check_type: bool = False  # abstain when the answer's type does not fit the question (rag/answer_type.py)
+    max_unmentioned: int = -1  # abstain when more question words than this occur in no passage given (-1: never)
 
     @classmethod
     def from_settings(cls, s) -> "Policy":
         return cls(Thresholds(s.min_support, s.min_coverage, s.require_all_nouns, s.min_restated), s.min_model_yes, s.nlp_model,
-                   s.check_answer_type)
+                   s.check_answer_type, s.max_unmentioned_words)
 
 
 def finish(
@@ -106,7 +107,7 @@ def finish(
     )
     first = _first_supported_claim(checked.text)
     short = short_answer(first, question)
-    reason = _abstain_reason(question, raw, checked, policy, model_yes)
+    reason = _abstain_reason(question, raw, checked, policy, model_yes, passages)
     if not reason and policy.check_type:
         reason = answer_type.problem(question, claim_text(first), policy.nlp_model)
     if reason:
@@ -114,7 +115,22 @@ def finish(
     return Answer(answer=checked.text, abstained=False, citations=checked.citations, short_answer=short, **common)
 
 
-def _abstain_reason(question: str, raw: str, checked, policy: Policy, model_yes: float | None) -> str:
+def unmentioned_words(question: str, passages: Sequence[Passage]) -> list[str]:
+    """The question's content words (frame words such as "name" or "year" aside) that no passage has, by stem.
+
+    "When did the Fund end?" over passages that never say "end" asks what they do not tell.
+
+    >>> from .records import Chunk, Hit, Passage
+    >>> p = Passage(1, Hit(Chunk("d#0", "d", 0, 20, "The fund started in 2018."), 1.0, 1), 0, 20, "The fund started in 2018.")
+    >>> unmentioned_words("When did the fund end?", [p]), unmentioned_words("In what year did the fund start?", [p])
+    (['end'], [])
+    """
+    present = {stem(w) for p in passages for w in content_words(p.text)}
+    return [w for w in dict.fromkeys(content_words(question)) if w not in FRAME_WORDS and stem(w) not in present]
+
+
+def _abstain_reason(question: str, raw: str, checked, policy: Policy, model_yes: float | None,
+                    checked_passages: Sequence[Passage] = ()) -> str:
     if checked.supported_sentences == 0:
         if is_refusal(raw) or not raw.strip():
             return "the model found no answer in the passages"
@@ -124,6 +140,10 @@ def _abstain_reason(question: str, raw: str, checked, policy: Policy, model_yes:
         # "How much did Japan contribute?" answered without any amount does not answer it, however
         # well its other words match a passage.
         return "the question asks for a number and the answer gives none"
+    if policy.max_unmentioned >= 0:
+        missing = unmentioned_words(question, checked_passages)
+        if len(missing) > policy.max_unmentioned:
+            return f"no passage mentions {', '.join(repr(w) for w in missing)} of the question"
     if model_yes is not None and model_yes < policy.min_model_yes:
         return f"the model itself doubts that the passages state its answer (P(yes) {model_yes:.2f})"
     return ""

@@ -127,6 +127,7 @@ VARIANTS: tuple[tuple[str, object], ...] = (
     *((f"min_model_yes={v}", ("min_model_yes", v)) for v in (0.0, 0.7, 0.8)),
     *((f"check_answer_type={v}", ("check_type", v)) for v in (False, True)),
     *((f"require_all_nouns={v}", ("all_nouns", v)) for v in (False, True)),
+    *((f"max_unmentioned_words={v}", ("max_unmentioned", v)) for v in (-1, 0, 1)),
 )
 
 

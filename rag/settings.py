@@ -76,6 +76,9 @@ class Settings:
     min_coverage: float = 0.5
     min_restated: float = 0.0  # the same share for the question's words the answer repeats ("the closing speech")
     check_answer_type: bool = False  # who -> a person or organisation, when -> a date, ... (rag/answer_type.py)
+    # Abstain when more of the question's content words than this occur in none of the passages given
+    # (-1: never). "When did the fund end?" over passages that never say "end".
+    max_unmentioned_words: int = -1
     require_all_nouns: bool = False  # also every new noun, name and adjective of a sentence (stricter than min_support)
     # The model's own yes/no check of its answer (one more turn of the same conversation, KV cache
     # reused): abstain when P(yes) < min_model_yes. 0 disables the decision; model_check=false skips the call.
