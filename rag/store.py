@@ -37,7 +37,7 @@ from .documents import PARSER_VERSION, Skipped, list_files, load_file, source_na
 from .embedding import Embedder
 from .fileio import sha256_file
 from .errors import DocumentError, IndexBusyError, IndexCorruptError, IndexError_, IndexMismatchError
-from .records import Chunk
+from .records import Candidates, Chunk
 from .vectors import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,26 @@ class Index:
     @property
     def documents(self) -> dict[str, dict]:
         return self.manifest["documents"]
+
+    @property
+    def size(self) -> int:
+        return len(self.chunks)
+
+    def candidates(self, query: str, qvec: np.ndarray, n: int) -> Candidates:
+        """The n best rows by cosine and by BM25; both scores of every candidate are exact
+        (cosines from the stored vectors, BM25 from the full scoring). Keys are row numbers."""
+        dense_ids, _ = self.vector_index.search(qvec, n)
+        keyword_all = self.bm25.scores(query)
+        keyword_ids = self.bm25.top(keyword_all, n)
+        rows = list(dict.fromkeys(dense_ids + keyword_ids))
+        dense = dict(zip(rows, (self.vectors[rows] @ qvec).tolist()))
+        keyword = {i: float(keyword_all[i]) for i in rows}
+        return Candidates(qvec, dense, keyword, dense_ids, keyword_ids, {i: self.chunks[i] for i in rows})
+
+    def exact_scores(self, query: str, qvec: np.ndarray, keys: list[int]) -> dict[int, tuple[float, float, Chunk]]:
+        """Cosine, BM25 score and chunk of rows that were not candidates of `query`."""
+        keyword_all = self.bm25.scores(query)
+        return {i: (float(self.vectors[i] @ qvec), float(keyword_all[i]), self.chunks[i]) for i in keys}
 
 
 @dataclass
