@@ -67,6 +67,8 @@ def _quiet_libraries() -> None:
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # pymilvus warns on every query iterator against Milvus Lite ("failed to get mvccTs"); harmless there.
+    logging.getLogger("pymilvus").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
 
 
@@ -93,7 +95,7 @@ def cmd_index(args) -> int:
     for skipped in report.skipped:
         print(f"skipped {skipped.source}: {skipped.reason}")
     print(("index up to date: " if not report.changed else "index: ") + report.summary())
-    print(f"index folder: {settings.index_dir}")
+    print(pipeline.index.describe())
     return 0
 
 

@@ -128,6 +128,14 @@ def create_meta(client, name: str, uri: str) -> None:
         client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
 
 
+def load(client, uri: str, names: list[str]) -> None:
+    """Load collections for search (a no-op when loaded; Milvus Lite starts with them released)."""
+    with milvus_errors(uri, "loading the index"):
+        for name in names:
+            if client.has_collection(name):
+                client.load_collection(name)
+
+
 def read_head(client, name: str, uri: str) -> dict | None:
     """The committed head ({version, parts, sha256, stale_chunks}), or None if nothing was committed."""
     with milvus_errors(uri, "reading the index head"):
