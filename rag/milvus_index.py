@@ -29,7 +29,8 @@ from .terms import terms
 from .vectors import HNSW_EF_SEARCH
 
 CHUNK_FIELDS = ["build", "chunk_id", "source", "title", "url", "start", "stop", "text"]
-MAX_LIMIT = 16_384  # Milvus's largest top-k
+MAX_LIMIT = 16_384  # Milvus's largest top-k and query result
+TIE_SLACK = 8  # rows fetched past n, so equal scores are cut where FAISS cuts them (lower key first)
 RETRIES = 3
 
 
@@ -94,6 +95,27 @@ def open_view(client, config, missing_ok: bool = False) -> View | None:
     return View(head, mc.read_manifest(client, config.meta, config.uri, head))
 
 
+def current_rows(client, config, view: View, fields: list[str]) -> list[dict]:
+    """Every row of this version, in the FAISS index's order (a scan: for keyword loading and checks).
+
+    A query returns at most 16,384 rows, so the scan goes by primary-key prefix (keys are hex digests,
+    evenly spread), ~4,000 rows a query. (pymilvus's query iterator needs a timestamp RPC that
+    Milvus Lite lacks.)"""
+    digits = 0
+    while 16**digits * 4000 < view.manifest.get("chunks", 0) + int(view.head.get("stale_chunks", 0)):
+        digits += 1
+    prefixes = [f"{i:0{digits}x}" for i in range(16**digits)] if digits else [""]
+    rows = []
+    with mc.milvus_errors(config.uri, "reading every chunk"):
+        for prefix in prefixes:
+            found = client.query(config.collection, filter=f'build <= {view.version} and pk like "{prefix}%"',
+                                 output_fields=fields, limit=MAX_LIMIT)
+            if len(found) >= MAX_LIMIT:
+                raise IndexError_("the Milvus index has more rows than its manifest accounts for")
+            rows.extend(r for r in found if view.current(r))
+    return sorted(rows, key=view.key)
+
+
 def chunk_of(row: dict) -> Chunk:
     return Chunk(id=row["chunk_id"], source=row["source"], start=row["start"], end=row["stop"], text=row["text"],
                  title=row["title"], url=row["url"] or None)
@@ -111,14 +133,7 @@ class ClientKeyword:
 
     @classmethod
     def load(cls, client, config, view: View) -> "ClientKeyword":
-        rows = []
-        with mc.milvus_errors(config.uri, "loading chunk texts for keyword search"):
-            it = client.query_iterator(config.collection, batch_size=4096, filter=f"build <= {view.version}",
-                                       output_fields=["build", "chunk_id", "source", "start", "text"])
-            while batch := it.next():
-                rows.extend(r for r in batch if view.current(r))
-            it.close()
-        rows.sort(key=view.key)
+        rows = current_rows(client, config, view, ["build", "chunk_id", "source", "start", "text"])
         return cls([view.key(r) for r in rows], [r["text"] for r in rows])
 
     def scores_of(self, query: str, keys) -> dict[tuple, float]:
@@ -154,6 +169,10 @@ class MilvusIndex:
     @property
     def keyword_mode(self) -> str:
         return self._view.manifest["keyword"]
+
+    def chunks(self) -> list[Chunk]:
+        """Every chunk of the committed version, ordered as the FAISS index orders them."""
+        return [chunk_of(r) for r in current_rows(self.client, self.config, self.refresh(), CHUNK_FIELDS)]
 
     def describe(self) -> str:
         how = ("Milvus's BM25 function" if self.keyword_mode == "server"
@@ -236,7 +255,7 @@ class _Search:
 
     def _search(self, data: list, field: str, params: dict, n: int, filter_: str | None = None) -> list[dict]:
         """Rows of this version, best first, with `score` (BM25 comes back negated from Milvus Lite)."""
-        limit = min(n + self.extra, MAX_LIMIT)
+        limit = min(n + self.extra + TIE_SLACK, MAX_LIMIT)
         with mc.milvus_errors(self.config.uri, "searching"):
             result = self.client.search(self.config.collection, data=data, anns_field=field, limit=limit,
                                         filter=filter_ or self.filter, output_fields=CHUNK_FIELDS, search_params=params)
@@ -244,7 +263,8 @@ class _Search:
         if field == "sparse":
             for r in rows:
                 r["score"] = abs(r["score"])
-        return [r for r in rows if self.view.current(r)][:n]
+        rows = sorted((r for r in rows if self.view.current(r)), key=lambda r: (-r["score"], self.view.key(r)))
+        return rows[:n]
 
     def _pks(self, keys: list) -> dict[str, tuple]:
         docs = self.view.manifest["documents"]

@@ -164,7 +164,8 @@ def _clean(client, config: MilvusConfig, view) -> None:
     stale = view.manifest.get("superseded", {})
     if view.head.get("stale_chunks"):
         _delete_rows(client, config, stale)
-        mc.commit_head(client, config.meta, config.uri, dict(view.head, stale_chunks=0))
+        view.head = dict(view.head, stale_chunks=0)
+        mc.commit_head(client, config.meta, config.uri, view.head)
     mc.delete_manifests_except(client, config.meta, config.uri, version)
 
 
