@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +62,9 @@ def connect(uri: str, token: str = "", timeout: float = 10.0):
         raise StoreError("store = milvus needs pymilvus and milvus-lite: pip install -r requirements.txt") from None
     if is_lite(uri):
         _check_lite_path(uri)
+        # Milvus Lite's gRPC server runs in this process and logs a traceback for each RPC it lacks
+        # (AllocTimestamp, which pymilvus asks while creating an index and then does without).
+        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
     try:
         with milvus_errors(uri, "connecting"):
             return MilvusClient(uri=uri, token=token, timeout=timeout)
