@@ -29,19 +29,10 @@ from rag.retrieval import HybridRetriever  # noqa: E402
 from rag.store import update_index  # noqa: E402
 
 from conftest import MEKONG_DOC, ROOT, UK_DOC  # noqa: E402
+from test_index import CountingEmbedder  # noqa: E402
 
 FAKE = {"RAG_EMBEDDER": "hashing", "RAG_ENGINE": "echo"}
 MILVUS_LITE = [sys.executable, "-c", "from milvus_lite.cmdline import main; raise SystemExit(main())"]
-
-
-class CountingEmbedder(HashingEmbedder):
-    def __init__(self, dim=128):
-        super().__init__(dim)
-        self.seen: list[str] = []
-
-    def embed(self, texts):
-        self.seen.extend(texts)
-        return super().embed(texts)
 
 
 def config(tmp_path: Path, uri: str = "", bm25: str = "client", timeout: float = 10.0) -> MilvusConfig:
