@@ -67,8 +67,6 @@ def _quiet_libraries() -> None:
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # pymilvus warns on every query iterator against Milvus Lite ("failed to get mvccTs"); harmless there.
-    logging.getLogger("pymilvus").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
 
 
