@@ -10,7 +10,7 @@ Milvus into this process ("client"). Either way both scores of every candidate a
 FAISS, so the fusion is the same pure function over the same numbers.
 
 >>> bm25_tokens("The 1,936 people's grants")
-'1x2cx936 people grant'
+'1x2cx936 peopl grant'
 """
 
 from __future__ import annotations
