@@ -34,14 +34,29 @@ def add_parser(sub) -> None:
     p.add_argument("--json", dest="json_out", type=Path, help="write the figures here")
     p.add_argument("--scale-chunks", type=int, default=100_000, help="size of the synthetic corpus for the scale test (0 = skip)")
     p.add_argument("--repeats", type=int, default=3, help="repeats of each timing (median is reported)")
+    p.add_argument("--scale-only", action="store_true", help="only the scale test (no models loaded, no questions asked)")
     add_common_options(p)
     p.set_defaults(func=run_bench)
 
 
 def run_bench(args) -> int:
+    settings = settings_from_args(args)
+    out: dict = {} if args.scale_only else bench_seeds(settings, args)
+    if args.scale_chunks:
+        out.update(bench_scale(args.scale_chunks, settings.docs_dir, settings if settings.store == "milvus" else None))
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print_table(out)
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(out, indent=1))
+        print(f"wrote {args.json_out}")
+    return 0
+
+
+def bench_seeds(settings, args) -> dict:
+    """Index build, retrieval and answers on the documents folder with the configured models."""
     from .embedding import make_embedder
 
-    settings = settings_from_args(args)
     questions, source = bench_questions(settings.docs_dir, args.questions)
     print_questions(questions, source, settings.docs_dir)
     embedder = make_embedder(settings.embedder, Path(settings.cache_dir))
@@ -52,15 +67,7 @@ def run_bench(args) -> int:
         pipeline = _pipeline(settings, embedder, Path(tmp) / "index")
         out.update(bench_retrieval(pipeline, questions))
         out.update(bench_answers(pipeline, Path(tmp), questions))
-    if args.scale_chunks:
-        out.update(bench_scale(args.scale_chunks, settings.docs_dir))
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print_table(out)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(out, indent=1))
-        print(f"wrote {args.json_out}")
-    return 0
+    return out
 
 
 def bench_questions(docs_dir: Path, path: Path | None = None) -> tuple[list[str], str]:
@@ -201,49 +208,84 @@ def _naive(pipeline, tmp: Path):
     return p
 
 
-def bench_scale(n_chunks: int, docs_dir: Path, queries: int = 200) -> dict:
+def bench_scale(n_chunks: int, docs_dir: Path, milvus_settings=None, queries: int = 200) -> dict:
     """A synthetic corpus of `n_chunks` chunks (sentences of the seed documents, shuffled into new
     chunks), embedded with the hashing embedder so the build takes seconds, not an hour: this
-    measures the index and retrieval machinery at scale, not embedding quality."""
-    from .documents import load_folder
+    measures the index and retrieval machinery at scale, not embedding quality. With Milvus settings,
+    the same corpus is also built and searched on Milvus, in the same run."""
     from .embedding import HashingEmbedder
     from .retrieval import HybridRetriever
     from .store import load_index, update_index
+
+    rng = random.Random(0)
+    embedder = HashingEmbedder(384)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, sentences = _synthetic_corpus(Path(tmp), n_chunks, docs_dir, rng)
+        t0 = time.perf_counter()
+        update_index(folder, Path(tmp) / "index", embedder, chunk_size=800, chunk_overlap=0)
+        build_s = time.perf_counter() - t0
+        index = load_index(Path(tmp) / "index")
+        qs = [rng.choice(sentences)[:80] for _ in range(queries)]
+        out = {"scale_chunks": len(index.chunks), "scale_index_type": index.vector_index.kind, "scale_build_s": build_s}
+        out.update(_scale_search("scale", HybridRetriever(index, embedder), index, qs,
+                                 lambda qv: index.vector_index.search(qv, 10)[0]))
+        if milvus_settings is not None:
+            out.update(_scale_milvus(milvus_settings, folder, Path(tmp), embedder, index, qs))
+        return out
+
+
+def _synthetic_corpus(tmp: Path, n_chunks: int, docs_dir: Path, rng: random.Random) -> tuple[Path, list[str]]:
+    from .documents import load_folder
     from .text import sentence_spans
 
     docs, _ = load_folder(docs_dir)
     sentences = [d.text[s:e] for d in docs for s, e in sentence_spans(d.text)]
-    rng = random.Random(0)
-    embedder = HashingEmbedder(384)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "docs"
-        folder.mkdir()
-        per_file = 1000
-        for f in range(max(n_chunks // per_file, 1)):
-            chunks = [_synthetic_paragraph(rng, sentences, f"Item {f}-{i}.") for i in range(per_file)]
-            (folder / f"doc{f:04d}.txt").write_text("\n\n".join(chunks), encoding="utf-8")
-        t0 = time.perf_counter()
-        index, _ = update_index(folder, Path(tmp) / "index", embedder, chunk_size=800, chunk_overlap=0)
-        build_s = time.perf_counter() - t0
-        index = load_index(Path(tmp) / "index")
-        retriever = HybridRetriever(index, embedder)
-        qs = [rng.choice(sentences)[:80] for _ in range(queries)]
-        retriever.search(qs[0], 4)  # BM25 matrix built on first use
-        times, recall_hits = [], 0
-        for q in qs:
-            t1 = time.perf_counter()
-            retriever.search(q, 4)
-            times.append((time.perf_counter() - t1) * 1000)
-            qv = embedder.embed_query(q)
-            exact = index.vectors @ qv
-            tenth = np.partition(exact, -10)[-10]  # ties make id sets ambiguous: compare scores
-            found, _ = index.vector_index.search(qv, 10)
-            recall_hits += int(sum(exact[i] >= tenth - 1e-6 for i in found))
-        return {
-            "scale_chunks": len(index.chunks), "scale_index_type": index.vector_index.kind, "scale_build_s": build_s,
-            "scale_retrieve_p50_ms": float(np.percentile(times, 50)), "scale_retrieve_p95_ms": float(np.percentile(times, 95)),
-            "scale_recall_at_10_vs_exact": recall_hits / (10 * len(qs)),
-        }
+    folder = tmp / "docs"
+    folder.mkdir()
+    per_file = 1000
+    for f in range(max(n_chunks // per_file, 1)):
+        chunks = [_synthetic_paragraph(rng, sentences, f"Item {f}-{i}.") for i in range(per_file)]
+        (folder / f"doc{f:04d}.txt").write_text("\n\n".join(chunks), encoding="utf-8")
+    return folder, sentences
+
+
+def _scale_search(prefix: str, retriever, exact_index, qs: list[str], dense_top10) -> dict:
+    """Hybrid retrieval latency, and recall@10 of the dense search against exact search over the same vectors."""
+    retriever.search(qs[0], 4)  # BM25 built (or loaded) on first use
+    times, recall_hits = [], 0
+    for q in qs:
+        t1 = time.perf_counter()
+        retriever.search(q, 4)
+        times.append((time.perf_counter() - t1) * 1000)
+        qv = retriever.embedder.embed_query(q)
+        exact = exact_index.vectors @ qv
+        tenth = np.partition(exact, -10)[-10]  # ties make id sets ambiguous: compare scores
+        recall_hits += int(sum(exact[i] >= tenth - 1e-6 for i in dense_top10(qv)))
+    return {
+        f"{prefix}_retrieve_p50_ms": float(np.percentile(times, 50)), f"{prefix}_retrieve_p95_ms": float(np.percentile(times, 95)),
+        f"{prefix}_recall_at_10_vs_exact": recall_hits / (10 * len(qs)),
+    }
+
+
+def _scale_milvus(settings, folder: Path, tmp: Path, embedder, faiss_index, qs: list[str]) -> dict:
+    """The same corpus on Milvus (a temporary Milvus Lite, or `<collection>_bench` on the server named)."""
+    from .milvus_store import MilvusConfig, update_milvus_index
+    from .retrieval import HybridRetriever
+
+    config = MilvusConfig.from_settings(settings.replace(index_dir=tmp / "milvus", milvus_collection=settings.milvus_collection + "_bench"))
+    t0 = time.perf_counter()
+    index, _ = update_milvus_index(folder, embedder, 800, 0, config, force=True)
+    build_s = time.perf_counter() - t0
+    rows = {(c.source, c.start, c.id): i for i, c in enumerate(faiss_index.chunks)}
+    out = {"milvus_chunks": index.size, "milvus_index_type": index.manifest["vector_index"], "milvus_keyword": index.keyword_mode,
+           "milvus_uri": config.uri if settings.milvus_uri else "Milvus Lite (temporary)", "milvus_build_s": build_s}
+    out.update(_scale_search("milvus", HybridRetriever(index, embedder), faiss_index, qs,
+                             lambda qv: [rows[k] for k in index.candidates("", qv, 10).dense_ids]))
+    if settings.milvus_uri:
+        from . import milvus_store
+
+        milvus_store._drop(index.client, config)
+    return out
 
 
 def _synthetic_paragraph(rng: random.Random, sentences: list[str], tag: str) -> str:
@@ -255,7 +297,7 @@ def _synthetic_paragraph(rng: random.Random, sentences: list[str], tag: str) -> 
 
 
 def print_table(out: dict) -> None:
-    rows = [
+    rows = [] if "index_build_s" not in out else [
         ("index build (seeds)", f"{out.get('index_build_s', 0):.3f} s, {out.get('index_chunks_per_s', 0):.1f} chunks/s"),
         ("raw encode, same chunks", f"{out.get('raw_encode_s', 0):.3f} s, {out.get('raw_encode_chunks_per_s', 0):.1f} chunks/s (ratio {out.get('index_vs_encode_ratio', 0):.2f})"),
         ("re-index, nothing changed", f"{out.get('reindex_unchanged_s', 0) * 1000:.1f} ms"),
@@ -267,8 +309,15 @@ def print_table(out: dict) -> None:
     ]
     if "scale_chunks" in out:
         rows += [
-            (f"scale: {out['scale_chunks']} chunks ({out['scale_index_type']})", f"build {out['scale_build_s']:.1f} s, retrieval p50 {out['scale_retrieve_p50_ms']:.1f} ms / p95 {out['scale_retrieve_p95_ms']:.1f} ms"),
+            (f"scale: {out['scale_chunks']} chunks ({out['scale_index_type']})", f"build {out['scale_build_s']:.1f} s ({out['scale_chunks'] / out['scale_build_s']:.0f} chunks/s), retrieval p50 {out['scale_retrieve_p50_ms']:.1f} ms / p95 {out['scale_retrieve_p95_ms']:.1f} ms"),
             ("scale: recall@10 vs exact", f"{out['scale_recall_at_10_vs_exact']:.3f}"),
+        ]
+    if "milvus_chunks" in out:
+        rows += [
+            (f"scale on Milvus: {out['milvus_chunks']} chunks ({out['milvus_index_type']}, {out['milvus_uri']})",
+             f"build {out['milvus_build_s']:.1f} s ({out['milvus_chunks'] / out['milvus_build_s']:.0f} chunks/s), "
+             f"retrieval p50 {out['milvus_retrieve_p50_ms']:.1f} ms / p95 {out['milvus_retrieve_p95_ms']:.1f} ms"),
+            ("scale on Milvus: recall@10 vs exact", f"{out['milvus_recall_at_10_vs_exact']:.3f} (keyword search: {out['milvus_keyword']})"),
         ]
     rows.append(("peak RSS", f"{out.get('peak_rss_mb', 0):.0f} MB"))
     width = max(len(r[0]) for r in rows)

@@ -93,7 +93,7 @@ def cmd_index(args) -> int:
     for skipped in report.skipped:
         print(f"skipped {skipped.source}: {skipped.reason}")
     print(("index up to date: " if not report.changed else "index: ") + report.summary())
-    print(f"index folder: {settings.index_dir}")
+    print(pipeline.index.describe())
     return 0
 
 

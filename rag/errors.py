@@ -35,3 +35,7 @@ class QuestionError(RagError):
 
 class GenerationError(RagError):
     """The generation engine failed (server unreachable, context overflow it could not handle)."""
+
+
+class StoreError(IndexError_):
+    """The index's store (Milvus) cannot be reached, or refused or failed a request."""

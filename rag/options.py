@@ -17,6 +17,8 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--embedder", help="embedding model: packaged:all-MiniLM-L6-v2 (default), a path or a Hub id")
     g.add_argument("--generator", help="generator model: packaged:qwen2.5-coder-1.5b-instruct (default), a .gguf path or a Hub id")
     g.add_argument("--engine", choices=["auto", "llama_cpp", "transformers", "openai", "echo"], help="generation engine (default: auto)")
+    g.add_argument("--store", choices=["faiss", "milvus"], help="where the index lives (default: faiss, files in --index)")
+    g.add_argument("--milvus-uri", help="Milvus: http://host:19530, or a Milvus Lite path ending in .db (default: INDEX/milvus.db)")
     g.add_argument("--settings", type=Path, help="settings file (default: rag.toml if present)")
     g.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
 
@@ -28,5 +30,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "embedder": getattr(args, "embedder", None), "generator": getattr(args, "generator", None),
         "engine": getattr(args, "engine", None), "top_k": getattr(args, "k", None),
         "max_new_tokens": getattr(args, "max_new_tokens", None),
+        "store": getattr(args, "store", None), "milvus_uri": getattr(args, "milvus_uri", None),
     }
     return Settings.load(overrides=overrides, settings_file=getattr(args, "settings", None))

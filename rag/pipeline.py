@@ -23,7 +23,7 @@ from typing import Iterator, Sequence
 from .answering import Policy, abstain_early, finish, retrieval_evidence
 from .embedding import Embedder, make_embedder
 from .documents import load_file
-from .errors import DocumentError, GenerationError, QuestionError
+from .errors import DocumentError, GenerationError, QuestionError, RagError
 from .generation import Generator, Grounding, Usage, make_generator
 from .terms import content_words
 from .citations import is_refusal
@@ -83,6 +83,11 @@ class Pipeline:
         pipeline = cls(settings, embedder, generator=generator)
         if build:
             pipeline.update_index()
+        elif settings.store == "milvus":
+            from .milvus_store import MilvusConfig, open_milvus_index
+
+            config = MilvusConfig.from_settings(settings)
+            pipeline.index = open_milvus_index(config, embedder, settings.chunk_size, settings.chunk_overlap)
         else:
             pipeline.index = load_index(settings.index_dir, settings_signature(embedder, settings.chunk_size, settings.chunk_overlap))
         return pipeline
@@ -90,15 +95,24 @@ class Pipeline:
     # ---- index
     def update_index(self, force: bool = False) -> UpdateReport:
         """Sync the index with the documents folder (only new/changed documents are embedded)."""
-        s = self.settings
         with self._index_lock:
-            index, report = update_index(
-                s.docs_dir, s.index_dir, self.embedder, s.chunk_size, s.chunk_overlap,
-                exact_max=s.exact_search_max, max_file_mb=s.max_file_mb, force=force,
-            )
+            index, report = self._update_store(force)
             self.index = index  # one reference swap: readers see the old or the new index, whole
         self.last_report = report
         return report
+
+    def _update_store(self, force: bool):
+        """The store the settings name: FAISS files in index_dir (default) or a Milvus collection."""
+        s = self.settings
+        if s.store == "milvus":
+            from .milvus_store import MilvusConfig, update_milvus_index
+
+            return update_milvus_index(s.docs_dir, self.embedder, s.chunk_size, s.chunk_overlap, MilvusConfig.from_settings(s),
+                                       exact_max=s.exact_search_max, max_file_mb=s.max_file_mb, force=force)
+        if s.store != "faiss":
+            raise RagError(f"unknown store {s.store!r} (faiss, milvus)")
+        return update_index(s.docs_dir, s.index_dir, self.embedder, s.chunk_size, s.chunk_overlap,
+                            exact_max=s.exact_search_max, max_file_mb=s.max_file_mb, force=force)
 
     def document_text(self, source: str) -> str | None:
         """The text of an indexed document (None if it is gone or changed since indexing)."""

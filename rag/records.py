@@ -84,6 +84,22 @@ class Unsupported:
 
 
 @dataclass(frozen=True)
+class Candidates:
+    """One query's candidates from an index: both rankings, and both exact scores of every candidate.
+
+    Keys identify chunks and sort like the FAISS index's rows (by source, then position), so fusion
+    breaks ties the same way on every store.
+    """
+
+    qvec: Any  # the query vector (numpy array)
+    dense: dict[Any, float]  # key -> cosine
+    keyword: dict[Any, float]  # key -> BM25 score
+    dense_ids: list[Any]  # best first
+    keyword_ids: list[Any]
+    chunks: dict[Any, Chunk]
+
+
+@dataclass(frozen=True)
 class Timings:
     retrieve_ms: float = 0.0
     ttft_s: float | None = None

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (FAISS) and BM25 keyword search, fused into one ranking.
+"""Hybrid retrieval: dense and BM25 keyword search (from FAISS + our BM25, or Milvus), fused into one ranking.
 
 Two fusions, both pure functions: `convex_fusion` (the default: a weighted sum of z-normalised scores
 over the candidates) and `reciprocal_rank_fusion` (ranks only). Measured on the SQuAD slice (810
@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from typing import Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .embedding import Embedder
 from .errors import RagError
-from .records import Hit
-from .store import Index
+from .records import Candidates, Hit
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float]]:
@@ -64,9 +63,13 @@ class Retriever(ABC):
 
 
 class HybridRetriever(Retriever):
-    """Dense + keyword candidates, fused (convex by default, or RRF); each hit keeps both raw scores."""
+    """Dense + keyword candidates, fused (convex by default, or RRF); each hit keeps both raw scores.
 
-    def __init__(self, index: Index, embedder: Embedder, candidates: int = 30, rrf_k: int = 10,
+    `index` is any store that gives candidates: the FAISS `store.Index` or the Milvus `MilvusIndex`
+    (`size`, `candidates(query, qvec, n)`, `exact_scores(query, qvec, keys)`).
+    """
+
+    def __init__(self, index, embedder: Embedder, candidates: int = 30, rrf_k: int = 10,
                  fusion: str = "convex", dense_weight: float = 0.5):
         self.index = index
         self.embedder = embedder
@@ -86,28 +89,23 @@ class HybridRetriever(Retriever):
         Each query ranks on its own, so a follow-up's own words are not drowned by borrowed ones; the
         per-query fused scores are summed. Raw scores reported (cosine, BM25) are the first query's.
         """
-        if not self.index.chunks or k <= 0:
+        if self.index.size == 0 or k <= 0:
             return []
         n = max(self.candidates, k)
-        per_query = [self._candidates(query, n) for query in queries]
+        per_query = [self.index.candidates(query, self.embedder.embed_query(query), n) for query in queries]
+        fused = self._fuse(per_query)[:k]
         first = per_query[0]
-        return [
-            Hit(self.index.chunks[row], score, rank, first.dense_score(self.index, row), float(first.keyword_all[row]))
-            for rank, (row, score) in enumerate(self._fuse(per_query)[:k], start=1)
-        ]
+        # A hit that only another phrasing found still reports the first query's exact scores.
+        missing = [key for key, _ in fused if key not in first.dense]
+        extra = self.index.exact_scores(queries[0], first.qvec, missing) if missing else {}
+        chunks = {key: chunk for c in per_query for key, chunk in c.chunks.items()}
+        hits = []
+        for rank, (key, score) in enumerate(fused, start=1):
+            dense, keyword = (first.dense[key], first.keyword[key]) if key in first.dense else extra[key][:2]
+            hits.append(Hit(chunks[key], score, rank, dense, keyword))
+        return hits
 
-    def _candidates(self, query: str, n: int) -> "_Candidates":
-        qvec = self.embedder.embed_query(query)
-        dense_ids, _ = self.index.vector_index.search(qvec, n)
-        keyword_all = self.index.bm25.scores(query)
-        keyword_ids = self.index.bm25.top(keyword_all, n)
-        # Both scores of every candidate are exact: cosines from the stored vectors, BM25 from the full scoring.
-        rows = list(dict.fromkeys(dense_ids + keyword_ids))
-        dense = dict(zip(rows, (self.index.vectors[rows] @ qvec).tolist()))
-        keyword = {i: float(keyword_all[i]) for i in rows}
-        return _Candidates(qvec, keyword_all, dense, keyword, dense_ids, keyword_ids)
-
-    def _fuse(self, per_query: list["_Candidates"]) -> list[tuple[int, float]]:
+    def _fuse(self, per_query: list[Candidates]) -> list[tuple[Any, float]]:
         if self.fusion == "rrf":
             return reciprocal_rank_fusion([r for c in per_query for r in (c.dense_ids, c.keyword_ids)], self.rrf_k)
         total: dict[int, float] = defaultdict(float)
@@ -116,16 +114,3 @@ class HybridRetriever(Retriever):
                 total[row] += score
         return sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))
 
-
-class _Candidates(NamedTuple):
-    """One query's candidates: both rankings, and both exact scores of every candidate."""
-
-    qvec: np.ndarray
-    keyword_all: np.ndarray  # BM25 score of every chunk
-    dense: dict[int, float]
-    keyword: dict[int, float]
-    dense_ids: list[int]
-    keyword_ids: list[int]
-
-    def dense_score(self, index: Index, row: int) -> float:
-        return float(index.vectors[row] @ self.qvec)

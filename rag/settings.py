@@ -58,7 +58,21 @@ class Settings:
     # gave hit@5 .960 vs .947 and MRR .782 vs .777 on the SQuAD slice (chunks of 1200).
     rrf_k: int = 10
     candidates: int = 30  # per retriever, before fusion
-    exact_search_max: int = 50_000  # above this many chunks, FAISS HNSW instead of exact search
+    exact_search_max: int = 50_000  # above this many chunks, HNSW instead of exact search (FAISS and Milvus)
+
+    # --- where the index lives. "faiss": files in index_dir, in this process's memory (one machine).
+    # "milvus": a Milvus collection (rag/milvus_store.py) that several app servers can share.
+    store: str = "faiss"
+    # "" = Milvus Lite in <index_dir>/milvus.db (one process); a local folder path, also Milvus Lite;
+    # or http://host:19530 for a Milvus standalone or cluster (or a `milvus-lite server`).
+    milvus_uri: str = ""
+    milvus_token: str = ""  # "user:password" or an API key, for a server with authentication
+    milvus_collection: str = "rag_chunks"  # one collection per index (plus <name>_meta for its manifest)
+    milvus_timeout_s: float = 10.0  # connect and per-call timeout: a store that is down is an error, not a hang
+    # Keyword search on Milvus: "server" (Milvus's own BM25 function), "client" (our BM25 over the
+    # chunk texts, loaded from Milvus into each app server) or "auto": server on Milvus >= 2.5, client on
+    # Milvus Lite, whose BM25 keeps statistics per segment (scores differ from global BM25).
+    milvus_bm25: str = "auto"
 
     # --- prompting and answering
     passage_chars: int = 480  # a passage shown to the model: best sentences of the chunk

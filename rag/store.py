@@ -37,7 +37,7 @@ from .documents import PARSER_VERSION, Skipped, list_files, load_file, source_na
 from .embedding import Embedder
 from .fileio import sha256_file
 from .errors import DocumentError, IndexBusyError, IndexCorruptError, IndexError_, IndexMismatchError
-from .records import Chunk
+from .records import Candidates, Chunk
 from .vectors import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,29 @@ class Index:
     @property
     def documents(self) -> dict[str, dict]:
         return self.manifest["documents"]
+
+    @property
+    def size(self) -> int:
+        return len(self.chunks)
+
+    def describe(self) -> str:
+        return f"index folder: {self.folder}"
+
+    def candidates(self, query: str, qvec: np.ndarray, n: int) -> Candidates:
+        """The n best rows by cosine and by BM25; both scores of every candidate are exact
+        (cosines from the stored vectors, BM25 from the full scoring). Keys are row numbers."""
+        dense_ids, _ = self.vector_index.search(qvec, n)
+        keyword_all = self.bm25.scores(query)
+        keyword_ids = self.bm25.top(keyword_all, n)
+        rows = list(dict.fromkeys(dense_ids + keyword_ids))
+        dense = dict(zip(rows, (self.vectors[rows] @ qvec).tolist()))
+        keyword = {i: float(keyword_all[i]) for i in rows}
+        return Candidates(qvec, dense, keyword, dense_ids, keyword_ids, {i: self.chunks[i] for i in rows})
+
+    def exact_scores(self, query: str, qvec: np.ndarray, keys: list[int]) -> dict[int, tuple[float, float, Chunk]]:
+        """Cosine, BM25 score and chunk of rows that were not candidates of `query`."""
+        keyword_all = self.bm25.scores(query)
+        return {i: (float(self.vectors[i] @ qvec), float(keyword_all[i]), self.chunks[i]) for i in keys}
 
 
 @dataclass
@@ -200,8 +223,33 @@ def _update_locked(
     old_docs = old.documents if old else {}
     old_by_source = _chunks_by_source(old) if old else {}
 
-    kept_chunks: list[Chunk] = []
-    kept_rows: list[int] = []
+    documents, new_chunks = scan_documents(docs_dir, old_docs, chunk_size, chunk_overlap, max_file_mb, report)
+    kept_rows = [r for name in report.unchanged for r in old_by_source.get(name, [])]
+    kept_chunks = [old.chunks[r] for r in kept_rows]
+
+    if old is not None and not report.changed:
+        report.total_chunks = len(old.chunks)
+        report.seconds = time.perf_counter() - t0
+        return old, report
+
+    new_vectors = embedder.embed([c.text for c in new_chunks])
+    report.chunks_embedded = len(new_chunks)
+    old_vectors = old.vectors[kept_rows] if old is not None and kept_rows else None
+    chunks, vectors = _merge(kept_chunks, old_vectors, new_chunks, new_vectors, embedder)
+    index = _save(index_dir, signature, documents, chunks, vectors, exact_max)
+    report.total_chunks = len(chunks)
+    report.seconds = time.perf_counter() - t0
+    log.info("index updated %s", report.summary())
+    return index, report
+
+
+def scan_documents(
+    docs_dir: Path, old_docs: dict[str, dict], chunk_size: int, chunk_overlap: int, max_file_mb: float,
+    report: UpdateReport,
+) -> tuple[dict[str, dict], list[Chunk]]:
+    """Compare the documents folder with an index's documents: the new documents map and the chunks of
+    new or changed documents. Fills the report's added, updated, unchanged, skipped and removed.
+    Shared by every store: what changed does not depend on where the vectors live."""
     new_chunks: list[Chunk] = []
     documents: dict[str, dict] = {}
     splitter = make_splitter(chunk_size, chunk_overlap)
@@ -210,9 +258,6 @@ def _update_locked(
         try:
             raw_hash = _raw_hash(path, max_file_mb)
             if name in old_docs and old_docs[name]["sha256"] == raw_hash:
-                rows = old_by_source.get(name, [])
-                kept_rows.extend(rows)
-                kept_chunks.extend(old.chunks[r] for r in rows)
                 documents[name] = old_docs[name]
                 report.unchanged.append(name)
                 continue
@@ -231,21 +276,7 @@ def _update_locked(
     report.removed = sorted(set(old_docs) - set(documents) - {s.source for s in report.skipped})
     # A skipped file that was indexed before stays out: its old chunks describe a file that changed.
     report.removed += sorted(set(old_docs) & {s.source for s in report.skipped})
-
-    if old is not None and not report.changed:
-        report.total_chunks = len(old.chunks)
-        report.seconds = time.perf_counter() - t0
-        return old, report
-
-    new_vectors = embedder.embed([c.text for c in new_chunks])
-    report.chunks_embedded = len(new_chunks)
-    old_vectors = old.vectors[kept_rows] if old is not None and kept_rows else None
-    chunks, vectors = _merge(kept_chunks, old_vectors, new_chunks, new_vectors, embedder)
-    index = _save(index_dir, signature, documents, chunks, vectors, exact_max)
-    report.total_chunks = len(chunks)
-    report.seconds = time.perf_counter() - t0
-    log.info("index updated %s", report.summary())
-    return index, report
+    return documents, new_chunks
 
 
 def _try_load(index_dir: Path, signature: dict, report: UpdateReport) -> Index | None:

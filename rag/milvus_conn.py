@@ -1,0 +1,203 @@
+"""Milvus connections and the two collections of one index, through pymilvus's `MilvusClient`.
+
+The same client code talks to a Milvus cluster, a standalone server, a `milvus-lite server` process
+(`http://host:port`), or Milvus Lite started inside this process for a local path ending in `.db`.
+An index is two collections: `<name>` holds the chunks (text, source, offsets, title, url, content
+hash, build number) and their vectors; `<name>_meta` holds the manifest, split into rows, and one
+`head` row naming the committed manifest: upserting `head` is the commit point.
+
+>>> is_lite("index/milvus.db"), is_lite("http://milvus:19530")
+(True, False)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import IndexCorruptError, StoreError
+
+LITE_LOCK = "LOCK"  # the file milvus_lite's MilvusLite holds an exclusive flock on
+HEAD = "head"
+PART_CHARS = 60_000  # a manifest row's text; VARCHAR holds at most 65,535 bytes (ASCII JSON: 1 byte a char)
+TEXT_BYTES = 65_535
+
+
+def is_lite(uri: str) -> bool:
+    """A local path (Milvus Lite in this process) rather than a server address."""
+    return not re.match(r"^(https?|tcp|grpc)://|^unix:", uri)
+
+
+def resolve_uri(uri: str, index_dir: Path) -> str:
+    """The setting, or Milvus Lite inside the index folder when it is empty."""
+    return uri or str(index_dir / "milvus.db")
+
+
+@contextmanager
+def milvus_errors(uri: str, doing: str) -> Iterator[None]:
+    """Turn pymilvus and gRPC failures into one-line StoreErrors that name the store."""
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        yield
+    except MilvusException as e:
+        message = str(getattr(e, "message", "") or e).splitlines()[0]
+        raise StoreError(f"Milvus at {uri} failed while {doing}: {message}") from None
+    except Exception as e:  # grpc.RpcError and friends carry multi-line reprs
+        if type(e).__module__.split(".")[0] not in ("grpc", "pymilvus"):
+            raise
+        raise StoreError(f"Milvus at {uri} failed while {doing}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def connect(uri: str, token: str = "", timeout: float = 10.0):
+    """A MilvusClient, or a StoreError within about `timeout` seconds that says what is wrong."""
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:
+        raise StoreError("store = milvus needs pymilvus and milvus-lite: pip install -r requirements.txt") from None
+    if is_lite(uri):
+        _check_lite_path(uri)
+        # Milvus Lite's gRPC server runs in this process and logs a traceback for each RPC it lacks
+        # (AllocTimestamp, which pymilvus asks while creating an index and then does without).
+        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+    try:
+        with milvus_errors(uri, "connecting"):
+            return MilvusClient(uri=uri, token=token, timeout=timeout)
+    except StoreError as e:
+        raise StoreError(f"{e} (is it running? connect timeout {timeout:g} s, setting milvus_timeout_s)") from None
+
+
+def _check_lite_path(uri: str) -> None:
+    """Milvus Lite serves one process: say so, rather than let pymilvus log a traceback."""
+    path = Path(uri)
+    if path.suffix != ".db":
+        raise StoreError(f"milvus_uri {uri!r} is neither http://host:port nor a Milvus Lite path ending in .db")
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"milvus_uri {uri} is a file, not a Milvus Lite data folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path / LITE_LOCK
+    if lock.exists() and _flock_held(lock):
+        raise StoreError(
+            f"the Milvus Lite data at {uri} is open in another process (Milvus Lite serves one process); "
+            f"to share it, run `milvus-lite server --data-dir {uri} --port 19530` and use milvus_uri = http://127.0.0.1:19530"
+        )
+
+
+def _flock_held(path: Path) -> bool:
+    """Whether another process (or another client in this one) holds the flock on `path`."""
+    import fcntl
+    import os
+
+    from milvus_lite.server_manager import server_manager_instance
+
+    if os.path.abspath(path.parent) in server_manager_instance._servers:
+        return False  # our own in-process server: pymilvus reuses it
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def server_has_bm25(client, uri: str) -> bool:
+    """Milvus >= 2.5 scores BM25 with collection-wide statistics; Milvus Lite keeps them per segment."""
+    with milvus_errors(uri, "reading the server version"):
+        version = str(client.get_server_version())
+    if "lite" in version.lower():
+        return False
+    numbers = [int(x) for x in re.findall(r"\d+", version)[:2]]
+    return len(numbers) == 2 and tuple(numbers) >= (2, 5)
+
+
+def create_meta(client, name: str, uri: str) -> None:
+    """The manifest collection: a text body per row (Milvus needs a vector field: a 2-d placeholder)."""
+    from pymilvus import DataType
+
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field("body", DataType.VARCHAR, max_length=TEXT_BYTES)
+    schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index("unused", index_type="FLAT", metric_type="IP")
+    with milvus_errors(uri, f"creating collection {name}"):
+        client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+
+
+def load(client, uri: str, names: list[str]) -> None:
+    """Load collections for search (a no-op when loaded; Milvus Lite starts with them released)."""
+    with milvus_errors(uri, "loading the index"):
+        for name in names:
+            if client.has_collection(name):
+                client.load_collection(name)
+
+
+def read_head(client, name: str, uri: str) -> dict | None:
+    """The committed head ({version, parts, sha256, stale_chunks}), or None if nothing was committed."""
+    with milvus_errors(uri, "reading the index head"):
+        if not client.has_collection(name):
+            return None
+        rows = client.get(name, ids=[HEAD], output_fields=["body"])
+    if not rows:
+        return None
+    try:
+        head = json.loads(rows[0]["body"])
+        return head if isinstance(head, dict) and isinstance(head.get("version"), int) else _bad_head()
+    except json.JSONDecodeError:
+        return _bad_head()
+
+
+def _bad_head() -> dict:
+    raise IndexCorruptError("the Milvus index head is not valid JSON")
+
+
+def read_manifest(client, name: str, uri: str, head: dict) -> dict:
+    """The manifest the head names, checked against its sha256."""
+    keys = [_part_key(head["version"], i) for i in range(int(head.get("parts", 0)))]
+    with milvus_errors(uri, "reading the index manifest"):
+        rows = client.get(name, ids=keys, output_fields=["body"]) if keys else []
+    bodies = {r["key"]: r["body"] for r in rows}
+    text = "".join(bodies.get(k, "") for k in keys)
+    if len(bodies) != len(keys) or hashlib.sha256(text.encode()).hexdigest() != head.get("sha256"):
+        raise IndexCorruptError("the Milvus index manifest is incomplete or fails its checksum")
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError:
+        raise IndexCorruptError("the Milvus index manifest is not valid JSON") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("documents"), dict):
+        raise IndexCorruptError("the Milvus index manifest lacks its documents")
+    return manifest
+
+
+def write_manifest(client, name: str, uri: str, manifest: dict, version: int) -> dict:
+    """Write the manifest's rows for `version` (not yet committed); return the head that commits them."""
+    text = json.dumps(manifest, ensure_ascii=True, separators=(",", ":"))
+    parts = [text[i : i + PART_CHARS] for i in range(0, len(text), PART_CHARS)] or [""]
+    rows = [{"key": _part_key(version, i), "body": p, "unused": [0.0, 0.0]} for i, p in enumerate(parts)]
+    with milvus_errors(uri, "writing the index manifest"):
+        client.upsert(name, rows)
+    return {"version": version, "parts": len(parts), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+
+
+def commit_head(client, name: str, uri: str, head: dict) -> None:
+    """The commit point: one row upsert, atomic in Milvus."""
+    with milvus_errors(uri, "committing the index"):
+        client.upsert(name, [{"key": HEAD, "body": json.dumps(head), "unused": [0.0, 0.0]}])
+
+
+def delete_manifests_except(client, name: str, uri: str, version: int) -> None:
+    """Remove manifest rows of other versions (earlier commits, interrupted builds)."""
+    with milvus_errors(uri, "removing old manifests"):
+        client.delete(name, filter=f'key != "{HEAD}" and not (key like "m{version}-%")')
+
+
+def _part_key(version: int, part: int) -> str:
+    return f"m{version}-{part}"
