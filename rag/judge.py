@@ -33,7 +33,7 @@ from functools import lru_cache
 from typing import Callable, Sequence
 
 from . import nlp as nlp_loader
-from .terms import content_words, root
+from .terms import content_words, stem
 from .numbers import number_values, phrase_value
 from .records import Passage
 from .text import sentence_spans
@@ -168,11 +168,8 @@ def _read_claim(claim: str, question: str, nlp) -> _Claim:
 
 
 def _keys(word: str, lemmas: dict) -> set[str]:
-    """The forms a word is matched by: itself, its Snowball stem, its lemma.
-
-    Not the index's crude `stem`, which strips a final e: "Rhin" would restate "Rhine".
-    """
-    return {word, root(word), lemmas.get(word, word)}
+    """The forms a word is matched by: itself, its Snowball stem, its lemma."""
+    return {word, stem(word), lemmas.get(word, word)}
 
 
 def _spans(passage: Passage, c: _Claim, idf, th: Thresholds, nlp):
@@ -196,13 +193,13 @@ def _vocabulary(doc, s: int, e: int) -> set[str]:
     out: set[str] = set()
     for t in doc:
         if s <= t.idx < e:
-            out |= {t.lower_, root(t.lower_), t.lemma_.lower()}
+            out |= {t.lower_, stem(t.lower_), t.lemma_.lower()}
     return out
 
 
 def _has(word: str, vocab: set[str], text: str, c: _Claim) -> bool:
     """Whether a word of the claim or question occurs in a span: as is, by stem, by lemma, or by value."""
-    return word in vocab or root(word) in vocab or c.lemmas.get(word, word) in vocab or _number_in(word, text)
+    return word in vocab or stem(word) in vocab or c.lemmas.get(word, word) in vocab or _number_in(word, text)
 
 
 def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, nlp) -> Evidence:

@@ -16,7 +16,7 @@ from string import Template
 from typing import Callable, Sequence
 
 from .errors import RagError
-from .terms import terms
+from .terms import content_words, stem, terms
 from .records import Hit, Passage
 from .text import sentence_spans
 
@@ -44,8 +44,9 @@ def select_passages(
     so "How many people did it train?" still lands on the sentence about training.
     Windows that overlap an earlier one from the same document are dropped (chunks overlap).
     """
-    weights = {t: 0.1 * idf(t) for t in terms(context)}
-    weights.update({t: idf(t) for t in terms(question)})
+    # idf takes words (it stems them itself): a stem stemmed again can be another word's stem.
+    weights = {stem(w): 0.1 * idf(w) for w in content_words(context)}
+    weights.update({stem(w): idf(w) for w in content_words(question)})
     passages: list[Passage] = []
     taken: list[tuple[str, int, int]] = []
     for hit in hits:

@@ -1,15 +1,14 @@
 """Words, stems and stopwords: the one notion of 'content word' shared by BM25, passage selection,
 the answer check and the echo fake.
 
-Two stems: `stem`, the crude suffix strip that BM25 and passage selection index with (changing it
-changes retrieval, so it waits for its own retrieval measurement), and `root`, Snowball's English
-stemmer (PyStemmer), which the answer check also matches on: "regulated" and "regulation" meet at
-"regul", where `stem` gives "regulat" and "regulation".
+`stem` is Snowball's English stemmer (PyStemmer, the C build of the reference algorithm): stable
+("houses" -> "hous" -> "hous", where a hand-written suffix strip went on to "hou"), and it joins the
+forms a hand-written strip missed (process/processes, pass/passes) without merging news with new.
 
->>> root("regulated") == root("regulation"), stem("regulated") == stem("regulation")
-(True, False)
->>> stem("tucker's"), root("tucker's")
-('tucker', 'tucker')
+>>> stem("regulated") == stem("regulation"), stem("processes") == stem("process"), stem("news") == stem("new")
+(True, True, False)
+>>> stem(stem("houses")) == stem("houses"), stem("tucker's")
+(True, 'tucker')
 """
 
 from __future__ import annotations
@@ -38,24 +37,13 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
-def stem(word: str) -> str:
-    """A crude suffix strip, enough to match 'trained' with 'train', 'forced' with 'force' and
-    "Tucker's" with 'Tucker' (the terms of the BM25 index)."""
-    if word.endswith(("'s", "’s")) and len(word) > 3:
-        word = word[:-2]
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            word = word[: -len(suffix)]
-            break
-    return word[:-1] if len(word) > 3 and word.endswith("e") else word
-
-
 @lru_cache(maxsize=200_000)
-def root(word: str) -> str:
-    """Snowball English stem of a lower-case word ("regulated" -> "regul"; possessive dropped)."""
+def stem(word: str) -> str:
+    """Snowball English stem of a word, lower-cased, possessive dropped ("Regulated" -> "regul")."""
+    word = word.lower()
     if word.endswith(("'s", "’s")) and len(word) > 3:
         word = word[:-2]
-    return _stemmer().stemWord(word.lower())
+    return _stemmer().stemWord(word)
 
 
 def content_words(text: str) -> list[str]:
