@@ -210,9 +210,10 @@ def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, n
     coverage = _coverage(c.wanted, c, window, idf, nlp)
     restated = _coverage(c.repeated, c, window, idf, nlp)
     missing = [w for w in c.names if not _has(w, vocab, span, c)]
-    if c.qualifiers:
-        whole = _vocabulary(doc, 0, len(passage.text))
-        missing += [w for w in c.qualifiers if not _has(w, whole, passage.text, c)]
+    if c.qualifiers:  # checked against the whole chunk the passage was cut from (the citation opens it)
+        chunk = passage.hit.chunk.text
+        whole = _vocabulary(_parse(nlp, chunk), 0, len(chunk))
+        missing += [w for w in c.qualifiers if not _has(w, whole, chunk, c)]
     far: list[str] = []
     if c.asked_names:
         near = _vocabulary(_parse(nlp, window), 0, len(window))
@@ -301,7 +302,8 @@ def _name_words(doc) -> list[str]:
 def _place_qualifiers(doc) -> list[str]:
     """Words of a place named in apposition right after another ("Hanoi, Vietnam"; "Santa Clara, California").
 
-    The model adds such a qualifier from what it knows; it is checked against the passage, not the span.
+    The model adds such a qualifier from what it knows; it is checked against the passage's whole chunk,
+    not the span.
     """
     ents = list(doc.ents)
     out: list[str] = []

@@ -176,3 +176,13 @@ def test_a_place_qualifier_is_checked_against_the_passage_not_the_sentence():
     assert judge("The conference was held in Hanoi, Vietnam.", q, p).supported
     assert not judge("The conference was held in Hanoi, Thailand.", q, p).supported
     assert not judge("The conference was held in Hue, Vietnam.", q, p).supported
+
+
+def test_a_place_qualifier_may_come_from_the_chunk_outside_the_passage_window():
+    chunk_text = "Vietnam hosted the meeting. The conference was held in Hanoi on November 19."
+    start = chunk_text.index("The conference")
+    chunk = Chunk(id="d#0", source="d.txt", start=0, end=len(chunk_text), text=chunk_text)
+    p = [Passage(1, Hit(chunk, 1.0, 1), start, len(chunk_text), chunk_text[start:])]
+    q = "Where was the conference held?"
+    assert judge("The conference was held in Hanoi, Vietnam.", q, p).supported
+    assert not judge("The conference was held in Hanoi, Laos.", q, p).supported
