@@ -91,8 +91,8 @@ class Policy:
 
     @classmethod
     def from_settings(cls, s) -> "Policy":
-        return cls(Thresholds(s.min_support, s.min_coverage, s.require_all_nouns, s.min_restated), s.min_model_yes, s.nlp_model,
-                   s.check_answer_type, s.max_unmentioned_words)
+        return cls(Thresholds(s.min_support, s.min_coverage, s.require_all_nouns, s.min_restated, s.asked_near),
+                   s.min_model_yes, s.nlp_model, s.check_answer_type, s.max_unmentioned_words)
 
 
 def finish(

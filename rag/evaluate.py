@@ -128,6 +128,7 @@ VARIANTS: tuple[tuple[str, object], ...] = (
     *((f"check_answer_type={v}", ("check_type", v)) for v in (False, True)),
     *((f"require_all_nouns={v}", ("all_nouns", v)) for v in (False, True)),
     *((f"max_unmentioned_words={v}", ("max_unmentioned", v)) for v in (-1, 0, 1)),
+    *((f"asked_near={v}", ("asked_near", v)) for v in ("window", "chunk", "off")),
 )
 
 

@@ -60,6 +60,9 @@ class Thresholds:
     min_coverage: float = 0.5
     all_nouns: bool = False  # every new noun, name and adjective of the claim must be in the evidence
     min_restated: float = 0.0  # IDF-weighted share of the question's words the claim repeats that must be near
+    # Where the names and numbers the question gave ("Thailand", "2018", "Super Bowl 50") must occur:
+    # "window" (the cited sentence or the next one to it), "chunk" (anywhere in the chunk cited), "off".
+    asked_near: str = "window"
 
 
 @dataclass(frozen=True)
@@ -215,14 +218,15 @@ def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, n
         whole = _vocabulary(_parse(nlp, chunk), 0, len(chunk))
         missing += [w for w in c.qualifiers if not _has(w, whole, chunk, c)]
     far: list[str] = []
-    if c.asked_names:
-        near = _vocabulary(_parse(nlp, window), 0, len(window))
-        far = [w for w in c.asked_names if not _has(w, near, window, c) and idf(w) >= TOPIC_IDF]
+    scope = {"window": window, "chunk": passage.hit.chunk.text}.get(th.asked_near)
+    if c.asked_names and scope is not None:
+        near = _vocabulary(_parse(nlp, scope), 0, len(scope))
+        far = [w for w in c.asked_names if not _has(w, near, scope, c) and idf(w) >= TOPIC_IDF]
     lost_nouns = [w for w in c.nouns if w not in found] if th.all_nouns else []
     have = _quantities(doc, s, e)
     problem = next((p for q in c.numbers if (p := _number_problem(q, have))), "")
-    if not problem and c.asked_numbers:
-        around = _quantities(_parse(nlp, window), 0, len(window))
+    if not problem and c.asked_numbers and scope is not None:
+        around = _quantities(_parse(nlp, scope), 0, len(scope))
         problem = next((p for q in c.asked_numbers if (p := _number_problem(q, around))), "")
     if problem:
         pass

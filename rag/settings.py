@@ -93,6 +93,9 @@ class Settings:
     # Abstain when more of the question's content words than this occur in none of the passages given
     # (-1: never). "When did the fund end?" over passages that never say "end".
     max_unmentioned_words: int = -1
+    # Where the names and numbers the question gave ("Thailand", "2018") must occur for an answer to stand:
+    # "window" (the cited sentence or one next to it), "chunk" (anywhere in the cited chunk), or "off".
+    asked_near: str = "window"
     require_all_nouns: bool = False  # also every new noun, name and adjective of a sentence (stricter than min_support)
     # The model's own yes/no check of its answer (one more turn of the same conversation, KV cache
     # reused): abstain when P(yes) < min_model_yes. 0 disables the decision; model_check=false skips the call.
@@ -106,6 +109,8 @@ class Settings:
     max_file_mb: float = 60.0
 
     def __post_init__(self) -> None:
+        if self.asked_near not in ("window", "chunk", "off"):
+            raise RagError(f"setting asked_near must be window, chunk or off, got {self.asked_near!r}")
         # Accept strings for folders (Settings(docs_dir="docs")): every stage can rely on Path.
         for name in ("docs_dir", "index_dir", "cache_dir"):
             value = getattr(self, name)

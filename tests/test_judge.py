@@ -186,3 +186,19 @@ def test_a_place_qualifier_may_come_from_the_chunk_outside_the_passage_window():
     q = "Where was the conference held?"
     assert judge("The conference was held in Hanoi, Vietnam.", q, p).supported
     assert not judge("The conference was held in Hanoi, Laos.", q, p).supported
+
+
+def test_asked_near_decides_where_the_question_names_must_be():
+    """A name the question gave ("Laos") far from the cited sentence: refused with "window", accepted with "chunk" or "off"."""
+    from rag.judge import Thresholds
+
+    text = ("Laos sent a delegation. The weather was mild. Lunch was served at noon. The rooms were large. "
+            "The minister signed the plan on March 31.")
+    start = text.index("The minister")
+    chunk = Chunk(id="d#0", source="d.txt", start=0, end=len(text), text=text)
+    p = [Passage(1, Hit(chunk, 1.0, 1), start, len(text), text[start:])]
+    q = "When did the minister of Laos sign the plan?"
+    claim = "The minister of Laos signed the plan on March 31."
+    assert not judge(claim, q, p, thresholds=Thresholds(asked_near="window")).supported
+    assert judge(claim, q, p, thresholds=Thresholds(asked_near="chunk")).supported
+    assert judge(claim, q, p, thresholds=Thresholds(asked_near="off")).supported
