@@ -86,6 +86,10 @@ class Settings:
     # adjacent ones) of a passage holds at least `min_support` of its new content words and all its names
     # and numbers, and the question's words (IDF-weighted) occur there or one sentence away with a share
     # of at least `min_coverage` (the abstention knob: higher abstains more; see README for the curve).
+    # Measured 2026-11-29 on recorded replies (answerable right / abstention recall): these defaults give
+    # seed questions 11/15 / 0.792, squad2-rhine 0.618 / 0.533, Super Bowl 0.407; min_coverage 0.6 with
+    # min_restated 0.7 and max_unmentioned_words 1 give 11/15 / 0.938, 0.555 / 0.622, 0.300; min_coverage 0
+    # with asked_near "off" gives 11/15 / 0.208, 0.709 / 0.244, 0.593. The defaults are the middle.
     min_support: float = 0.5
     min_coverage: float = 0.5
     min_restated: float = 0.0  # the same share for the question's words the answer repeats ("the closing speech")
