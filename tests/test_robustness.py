@@ -644,3 +644,24 @@ def test_memory_stays_flat_over_100_questions(fake_settings: Settings):
     grown = rss_mb() - before
     print(f"\nRSS {before:.1f} MB -> {before + grown:.1f} MB over 100 questions")
     assert grown < 30
+
+
+def test_the_retrieval_floor_abstains_before_the_model_only_when_both_signals_are_weak(fake_settings: Settings):
+    """Abstain early when cosine < min_dense_score AND keyword overlap < min_keyword_overlap; either one
+    strong enough sends the question to the model."""
+    calls: list[int] = []
+
+    class Counting(EchoGenerator):
+        def stream(self, messages, *args, **kwargs):
+            calls.append(1)
+            return super().stream(messages, *args, **kwargs)
+
+    def ask(**floor):
+        return Pipeline.from_settings(fake_settings.replace(**floor), generator=Counting()).ask(UK_QUESTION)
+
+    a = ask(min_dense_score=1.1, min_keyword_overlap=1.1)  # neither can be reached
+    assert a.abstained and a.abstain_reason.startswith("no relevant passage found") and not calls
+    a = ask(min_dense_score=1.1, min_keyword_overlap=0.0)  # the keyword side clears it
+    assert len(calls) == 1 and not a.abstained
+    a = ask(min_dense_score=-1.0, min_keyword_overlap=1.1)  # the dense side clears it
+    assert len(calls) == 2 and not a.abstained

@@ -134,6 +134,8 @@ def test_uploads_are_checked_and_indexed(tmp_path):
     assert sorted(os.listdir(tmp_path / "docs")) == sorted([*os.listdir(SEEDS), "notes.md"])
     assert p.last_report.added == ["notes.md"] and p.last_report.chunks_embedded == 1
     assert ["notes.md", "Notes", 1] in rows
+    a = p.ask("What did the Mekong meeting agree on?")  # the new document answers at once
+    assert not a.abstained and [c.source for c in a.citations] == ["notes.md"]
     msg, rows, _ = ui._remove(p, "notes.md")
     assert "removed" in msg and not (tmp_path / "docs" / "notes.md").exists()
     msg, _, _ = ui._remove(p, "../outside.txt")
