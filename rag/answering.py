@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from . import answer_type
 from .citations import check_answer, claim_text, is_refusal, strip_markers
-from .judge import FRAME_WORDS, Thresholds
+from .judge import Thresholds, question_terms
 from .nlp import PACKAGED
 from .terms import STOPWORDS, content_words, stem
 from .numbers import number_values
@@ -126,7 +126,7 @@ def unmentioned_words(question: str, passages: Sequence[Passage]) -> list[str]:
     (['end'], [])
     """
     present = {stem(w) for p in passages for w in content_words(p.text)}
-    return [w for w in dict.fromkeys(content_words(question)) if w not in FRAME_WORDS and stem(w) not in present]
+    return [w for w in question_terms(question) if stem(w) not in present]
 
 
 def _abstain_reason(question: str, raw: str, checked, policy: Policy, model_yes: float | None,

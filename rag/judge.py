@@ -163,7 +163,7 @@ def _read_claim(claim: str, question: str, nlp) -> _Claim:
     in_question = number_values(question)
     numbers = tuple(q for q in quantities if q.value not in in_question)
     asked_numbers = tuple(q for q in quantities if q.value in in_question)
-    wanted = tuple(_question_terms(question))
+    wanted = tuple(question_terms(question))
     # Verbs are paraphrased freely ("gets" for "receives"); the nouns, names and numbers a claim repeats are not.
     said = {k for t in doc if t.pos_ not in ("VERB", "AUX") for k in _keys(t.lower_, lemmas)}
     repeated = tuple(w for w in wanted if _keys(w, lemmas) & said)
@@ -215,12 +215,12 @@ def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, n
     missing = [w for w in c.names if not _has(w, vocab, span, c)]
     if c.qualifiers:  # checked against the whole chunk the passage was cut from (the citation opens it)
         chunk = passage.hit.chunk.text
-        whole = _vocabulary(_parse(nlp, chunk), 0, len(chunk))
+        whole = _text_vocabulary(nlp, chunk)
         missing += [w for w in c.qualifiers if not _has(w, whole, chunk, c)]
     far: list[str] = []
     scope = {"window": window, "chunk": passage.hit.chunk.text}.get(th.asked_near)
     if c.asked_names and scope is not None:
-        near = _vocabulary(_parse(nlp, scope), 0, len(scope))
+        near = _text_vocabulary(nlp, scope)
         far = [w for w in c.asked_names if not _has(w, near, scope, c) and idf(w) >= TOPIC_IDF]
     lost_nouns = [w for w in c.nouns if w not in found] if th.all_nouns else []
     have = _quantities(doc, s, e)
@@ -257,7 +257,8 @@ def _number_in(word: str, span: str) -> bool:
     return value is not None and value in number_values(span)
 
 
-def _question_terms(question: str) -> list[str]:
+def question_terms(question: str) -> list[str]:
+    """The question's content words, once each, frame words ("name", "year") aside."""
     return [w for w in dict.fromkeys(content_words(question)) if w not in FRAME_WORDS]
 
 
@@ -265,7 +266,7 @@ def _coverage(words: tuple[str, ...], c: _Claim, window: str, idf, nlp) -> float
     """IDF-weighted share of `words` found in the window (by word, stem or lemma)."""
     if not words:
         return 1.0
-    vocab = _vocabulary(_parse(nlp, window), 0, len(window))
+    vocab = _text_vocabulary(nlp, window)
     total = sum(idf(w) for w in words)
     hit = sum(idf(w) for w in words if _has(w, vocab, window, c))
     return hit / total if total else 1.0
@@ -286,6 +287,12 @@ def _window(passage: Passage, s: int, e: int) -> str:
 @lru_cache(maxsize=512)
 def _parse(nlp, text: str):
     return nlp(text)
+
+
+@lru_cache(maxsize=512)
+def _text_vocabulary(nlp, text: str) -> frozenset[str]:
+    """`_vocabulary` of a whole text (a window, a chunk): asked for several times per claim."""
+    return frozenset(_vocabulary(_parse(nlp, text), 0, len(text)))
 
 
 def _name_words(doc) -> list[str]:

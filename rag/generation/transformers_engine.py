@@ -162,7 +162,6 @@ class TransformersGenerator(Generator):
         """One forward pass over the conversation; Yes against No in the last position's logits."""
         import torch
 
-
         tokenizer, model = self._ensure_loaded()
         ids = torch.tensor([self._encode(tokenizer, messages)], device=self.device)
         with torch.inference_mode():
