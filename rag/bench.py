@@ -157,6 +157,11 @@ def bench_answers(pipeline, tmp: Path, questions: list[str]) -> dict:
     """Our pipeline, the raw engine on the same prompts, and the naive pipeline, question by question."""
 
     pipeline.warm_up()
+    out: dict = {"engine": pipeline.generator.name, "passage_states": pipeline.generator.reuses_passage_states}
+    if pipeline.generator.reuses_passage_states:
+        out.update(_bench_states(pipeline))
+    store = getattr(pipeline.generator, "state_store", None)
+    hits_before = (store.stats.hits, store.stats.misses) if store is not None else (0, 0)
     ours, raw, naive = [], [], []
     for q in questions:
         a = pipeline.ask(q)
@@ -164,31 +169,44 @@ def bench_answers(pipeline, tmp: Path, questions: list[str]) -> dict:
         ours.append({"ttft_s": a.timings.ttft_s, "total_s": a.timings.total_s, "prompt_tokens": a.timings.prompt_tokens,
                      "tokens_per_s": (a.timings.completion_tokens - 1) / gen_s if gen_s > 0 and a.timings.completion_tokens > 1 else None})
         raw.append(_raw_engine(pipeline, q))
+    if store is not None:
+        hits, misses = store.stats.hits - hits_before[0], store.stats.misses - hits_before[1]
+        out["state_hit_rate"] = hits / (hits + misses) if hits + misses else None
     naive_pipeline = _naive(pipeline, tmp)
     for q in questions:
         a = naive_pipeline.ask(q)
         naive.append({"ttft_s": a.timings.ttft_s, "prompt_tokens": a.timings.prompt_tokens})
     med = lambda rows, key: statistics.median([r[key] for r in rows if r.get(key) is not None] or [float("nan")])  # noqa: E731
-    return {
+    out.update({
         "questions": len(questions),
         "ttft_s": med(ours, "ttft_s"), "total_s": med(ours, "total_s"), "prompt_tokens": med(ours, "prompt_tokens"),
         "gen_tokens_per_s": med(ours, "tokens_per_s"), "raw_gen_tokens_per_s": med(raw, "tokens_per_s"),
         "raw_ttft_s": med(raw, "ttft_s"),
         "naive_ttft_s": med(naive, "ttft_s"), "naive_prompt_tokens": med(naive, "prompt_tokens"),
-        "engine": pipeline.generator.name,
-    }
+    })
+    out["ttft_vs_naive"] = out["ttft_s"] / out["naive_ttft_s"]
+    return out
+
+
+def _bench_states(pipeline) -> dict:
+    """Every chunk's passage state computed and saved (what `rag index --states` does), timed."""
+    t0 = time.perf_counter()
+    computed = pipeline.precompute_states()
+    build_s = time.perf_counter() - t0
+    store = pipeline.generator.state_store
+    files = len(list(store.folder.glob("*.kvstate")))
+    return {"cache_build_s": build_s, "cache_states_computed": computed,
+            "cache_mb_per_chunk": store.disk_bytes() / max(files, 1) / 1e6,
+            "cache_build_s_per_chunk": build_s / max(computed, 1)}
 
 
 def _raw_engine(pipeline, question: str) -> dict:
     """The engine alone on the prompt our pipeline built for `question` (same length, same cache state)."""
     from .generation import Grounding, Usage
-    from .prompting import build_messages, select_passages
 
-    hits = pipeline.search(question)
-    passages = select_passages(hits, question, pipeline.index.bm25.idf_of, pipeline.settings.passage_chars)
-    messages = build_messages(question, passages)
+    messages, passages, blocks = pipeline.prompt_for(question)
     usage, t0, first = Usage(), time.perf_counter(), None
-    grounding = Grounding(question, tuple(p.text for p in passages))
+    grounding = Grounding(question, tuple(p.text for p in passages), blocks)
     for _ in pipeline.generator.stream(messages, pipeline.settings.max_new_tokens, 0.0, usage, grounding=grounding):
         if first is None:
             first = time.perf_counter()
@@ -198,12 +216,12 @@ def _raw_engine(pipeline, question: str) -> dict:
 
 
 def _naive(pipeline, tmp: Path):
-    """Same models; whole 1,000-character chunks, 4 of them, pasted into the prompt."""
+    """Same models; whole 1,000-character chunks, 4 of them, pasted into the prompt and prefilled whole."""
     from .pipeline import Pipeline
 
     s = pipeline.settings.replace(chunk_size=NAIVE_CHUNK, chunk_overlap=0, top_k=NAIVE_K, passage_chars=NAIVE_CHUNK,
                                   index_dir=tmp / "naive-index")
-    p = Pipeline(s, pipeline.embedder, generator=pipeline.generator)
+    p = Pipeline(s, pipeline.embedder, generator=pipeline.generator.without_passage_states())
     p.update_index()
     return p
 
@@ -303,10 +321,16 @@ def print_table(out: dict) -> None:
         ("re-index, nothing changed", f"{out.get('reindex_unchanged_s', 0) * 1000:.1f} ms"),
         ("retrieval p50 / p95", f"{out.get('retrieve_p50_ms', 0):.1f} / {out.get('retrieve_p95_ms', 0):.1f} ms"),
         ("prompt tokens: ours / naive", f"{out.get('prompt_tokens', 0):.0f} / {out.get('naive_prompt_tokens', 0):.0f}"),
-        ("time to first token: ours / naive", f"{out.get('ttft_s', 0):.2f} / {out.get('naive_ttft_s', 0):.2f} s"),
+        ("time to first token: ours / naive", f"{out.get('ttft_s', 0):.2f} / {out.get('naive_ttft_s', 0):.2f} s (ratio {out.get('ttft_vs_naive', 0):.2f})"),
         ("generation: ours / raw engine", f"{out.get('gen_tokens_per_s', 0):.1f} / {out.get('raw_gen_tokens_per_s', 0):.1f} tokens/s"),
         ("answer total (median)", f"{out.get('total_s', 0):.2f} s"),
     ]
+    if "cache_build_s" in out:
+        rows += [
+            ("passage states: build (all chunks)", f"{out['cache_build_s']:.1f} s ({out['cache_build_s_per_chunk']:.2f} s per chunk computed, "
+             f"{out['cache_states_computed']} computed); index build {out.get('index_build_s', 0):.1f} s"),
+            ("passage states: size, hit rate", f"{out['cache_mb_per_chunk']:.1f} MB per chunk; hit rate {out.get('state_hit_rate') or 0:.2f}"),
+        ]
     if "scale_chunks" in out:
         rows += [
             (f"scale: {out['scale_chunks']} chunks ({out['scale_index_type']})", f"build {out['scale_build_s']:.1f} s ({out['scale_chunks'] / out['scale_build_s']:.0f} chunks/s), retrieval p50 {out['scale_retrieve_p50_ms']:.1f} ms / p95 {out['scale_retrieve_p95_ms']:.1f} ms"),

@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="build or update the index", description="Build the index, or update it: only new or changed documents are embedded.")
     p.add_argument("--rebuild", action="store_true", help="re-embed everything")
+    p.add_argument("--states", action="store_true", help="also compute the model's state of every chunk now "
+                   "(llama.cpp; otherwise each is computed the first time it is used)")
     add_common_options(p)
 
     p = sub.add_parser("search", help="retrieval only", description="Show the passages retrieved for a question (no model).")
@@ -94,7 +96,21 @@ def cmd_index(args) -> int:
         print(f"skipped {skipped.source}: {skipped.reason}")
     print(("index up to date: " if not report.changed else "index: ") + report.summary())
     print(pipeline.index.describe())
+    if args.states:
+        _print_states(pipeline)
     return 0
+
+
+def _print_states(pipeline) -> None:
+    import time
+
+    t0 = time.perf_counter()
+    computed = pipeline.precompute_states()
+    store = pipeline.generator.state_store
+    n = len(pipeline.index.chunks)
+    per_chunk = store.disk_bytes() / max(len(list(store.folder.glob("*.kvstate"))), 1) / 1e6
+    print(f"passage states: {computed} computed, {n - computed} already saved, in {time.perf_counter() - t0:.1f}s; "
+          f"{per_chunk:.1f} MB per chunk on disk in {store.folder}")
 
 
 def _emit(obj: dict) -> None:

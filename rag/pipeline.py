@@ -27,7 +27,7 @@ from .errors import DocumentError, GenerationError, QuestionError, RagError
 from .generation import Generator, Grounding, Usage, make_generator
 from .terms import content_words
 from .citations import is_refusal
-from .prompting import build_messages, load_prompt, render, select_passages
+from .prompting import block_texts, build_blocks, build_messages, load_prompt, render, select_passages, whole_chunks
 from .records import Answer, Hit, Passage, Timings
 from .retrieval import HybridRetriever
 from .settings import Settings
@@ -162,6 +162,20 @@ class Pipeline:
         self.embedder.embed_query("warm up")
         self.generator.warm_up(load_prompt("system.txt").strip())
 
+    def precompute_states(self) -> int:
+        """Compute the engine's saved state of every chunk now (`rag index --states`); return how many were new."""
+        generator = self.generator
+        if not generator.reuses_passage_states:
+            raise RagError(f"engine {generator.name} does not keep passage states (llama_cpp with passage_states=true does)")
+        head, blocks = block_texts([c.text for c in self.index.chunks])
+        return generator.precompute_states(load_prompt("system.txt").strip(), head, blocks)
+
+    def prompt_for(self, question: str) -> tuple[list[dict], list[Passage], object]:
+        """The messages, passages and blocks (or None) `ask` would give the model for `question` alone."""
+        question = self.check_question(question)
+        _, _, passages = self._retrieve(question, question, None)
+        return self._fit_prompt(question, passages, [], None)
+
     # ---- retrieval
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         query = self.check_question(query)
@@ -219,9 +233,9 @@ class Pipeline:
             reason = f"no relevant passage found (best cosine {dense:.2f}, keyword overlap {overlap:.2f})"
             yield Done(abstain_early(question, passages, timings, query, qid, reason))
             return
-        messages, passages = self._fit_prompt(question, passages, history, max_new_tokens)
+        messages, passages, blocks = self._fit_prompt(question, passages, history, max_new_tokens)
         usage, pieces, ttft = Usage(), [], None
-        grounding = Grounding(question, tuple(p.text for p in passages))
+        grounding = Grounding(question, tuple(p.text for p in passages), blocks)
         with self._generate_lock:
             for piece in self.generator.stream(
                 messages, max_new_tokens or self.settings.max_new_tokens, self.settings.temperature, usage, stop_event,
@@ -248,7 +262,10 @@ class Pipeline:
         index = retriever.index
         queries = [query] if query == question else [question, query]
         hits = retriever.search_many(queries, k or self.settings.top_k)
-        passages = select_passages(hits, question, index.bm25.idf_of, self.settings.passage_chars, context=query)
+        if self.generator.reuses_passage_states:  # whole chunks: their states are computed once, not per question
+            passages = whole_chunks(hits)
+        else:
+            passages = select_passages(hits, question, index.bm25.idf_of, self.settings.passage_chars, context=query)
         return index, hits, passages
 
     def _model_check(self, messages: list[dict], raw: str, question: str, stop_event) -> float | None:
@@ -265,10 +282,12 @@ class Pipeline:
         window, reserved = self.generator.context_window, max_new_tokens or self.settings.max_new_tokens
         budget = window - reserved - 16
         passages, history = list(passages), list(history)
+        in_blocks = self.generator.reuses_passage_states
         while True:
-            messages = build_messages(question, passages, history)
+            blocks = build_blocks(question, passages, history) if in_blocks else None
+            messages = blocks.messages() if blocks else build_messages(question, passages, history)
             if self.generator.count_tokens(messages) <= budget:
-                return messages, passages
+                return messages, passages, blocks
             if history:
                 history.pop(0)
             elif len(passages) > 1:

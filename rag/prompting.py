@@ -11,6 +11,7 @@ Every passage is a contiguous span of its document, so a citation of it has exac
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from importlib.resources import files
 from string import Template
 from typing import Callable, Sequence
@@ -85,14 +86,30 @@ def _best_window(hit: Hit, weights: dict[str, float], max_chars: int) -> tuple[i
     return start, end
 
 
+def whole_chunks(hits: Sequence[Hit]) -> list[Passage]:
+    """Each hit's chunk whole, as a passage (the unit whose model state an engine can precompute)."""
+    passages: list[Passage] = []
+    seen: set[str] = set()
+    for hit in hits:
+        c = hit.chunk
+        if c.id not in seen:
+            seen.add(c.id)
+            passages.append(Passage(len(passages) + 1, hit, c.start, c.end, c.text))
+    return passages
+
+
+def _quoted(text: str) -> str:
+    # Collapse whole runs: replacing each triple alone would turn five quotes into a closing triple.
+    return f'"""\n{_QUOTE_RUN.sub(chr(34), text)}\n"""'
+
+
 def format_passages(passages: Sequence[Passage]) -> str:
     """Numbered passages, each quoted so the model treats its text as data.
 
     No titles: they cost prompt tokens (time to first token), and the passage text carries the content.
     A run of three or more quotes in a passage becomes one, so no passage can close its quote early.
     """
-    # Collapse whole runs: replacing each triple alone would turn five quotes into a closing triple.
-    return "\n".join(f'[{p.number}]\n"""\n{_QUOTE_RUN.sub(chr(34), p.text)}\n"""' for p in passages)
+    return "\n".join(f"[{p.number}]\n{_quoted(p.text)}" for p in passages)
 
 
 def format_history(history: Sequence[tuple[str, str]]) -> str:
@@ -112,3 +129,55 @@ def build_messages(question: str, passages: Sequence[Passage], history: Sequence
         passages=format_passages(passages),
     )
     return [{"role": "system", "content": load_prompt("system.txt").strip()}, {"role": "user", "content": user.strip()}]
+
+
+@dataclass(frozen=True)
+class PromptBlocks:
+    """A prompt cut where the passages are, for engines that reuse each passage's precomputed state.
+
+    The user message is `head`, then each passage as its `markers[i]` followed by `blocks[i]`, then
+    `tail`. A block's text depends on its chunk only (never on the question or its rank), so its
+    model state can be computed once and placed behind any head; the markers and the tail are the
+    small parts evaluated per question.
+
+    >>> from .records import Chunk, Hit
+    >>> b = build_blocks("Why?", whole_chunks([Hit(Chunk("a#0", "a", 0, 5, "Rain."), 1.0, 1)]))
+    >>> b.markers, b.head, b.blocks[0].splitlines()[1]
+    (('[1]\\n',), 'Passages:\\n', 'Rain.')
+    >>> b.messages()[1]["content"] == b.head + b.markers[0] + b.blocks[0] + b.tail
+    True
+    """
+
+    system: str
+    head: str
+    markers: tuple[str, ...]
+    blocks: tuple[str, ...]
+    tail: str
+
+    @property
+    def user(self) -> str:
+        return self.head + "".join(m + b for m, b in zip(self.markers, self.blocks)) + self.tail
+
+    def messages(self) -> list[dict]:
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
+
+
+_CUT = "\x00passages\x00"
+
+
+def build_blocks(question: str, passages: Sequence[Passage], history: Sequence[tuple[str, str]] = ()) -> PromptBlocks:
+    """The passages-first prompt (`prompts/answer_blocks.txt`) as fixed head, passage blocks and tail."""
+    user = render(load_prompt("answer_blocks.txt"), question=question, history=format_history(history), passages=_CUT)
+    head, tail = user.strip().split(_CUT)
+    markers = tuple(("\n" if i else "") + f"[{p.number}]\n" for i, p in enumerate(passages))
+    return PromptBlocks(load_prompt("system.txt").strip(), head, markers, tuple(_quoted(p.text) for p in passages), tail)
+
+
+def block_texts(chunk_texts: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """The fixed head and the blocks for these chunk texts, as `build_blocks` makes them (for precomputing)."""
+    return build_blocks("", []).head, tuple(_quoted(t) for t in chunk_texts)
+
+
+def build_block_messages(question: str, passages: Sequence[Passage], history: Sequence[tuple[str, str]] = ()) -> list[dict]:
+    """`build_blocks(...).messages()`: the same prompt for engines that take it whole."""
+    return build_blocks(question, passages, history).messages()

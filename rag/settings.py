@@ -76,6 +76,13 @@ class Settings:
 
     # --- prompting and answering
     passage_chars: int = 480  # a passage shown to the model: best sentences of the chunk
+    # llama.cpp: compute each chunk's model state once (first use, or `rag index --states`), keep it in
+    # <index_dir>/states, and place the saved states of the retrieved chunks behind the prompt head, so
+    # only the question's own tokens are computed before the first word. The model then reads whole
+    # chunks, passages first (prompts/answer_blocks.txt). Off: sentence windows, prefilled per question.
+    passage_states: bool = True
+    passage_states_memory_mb: float = 256  # least recently used states leave memory past this
+    passage_states_disk_mb: float = 4096  # ... and the disk (about 8 MB per 1,200-character chunk)
     max_new_tokens: int = 160
     temperature: float = 0.0
     # Abstain without asking the model when the best chunk is this weak (cosine, keyword overlap).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,9 @@ class Grounding:
 
     question: str
     passages: tuple[str, ...] = ()
+    # The prompt as head, passage blocks and tail (`rag.prompting.PromptBlocks`) when it was built
+    # that way: an engine that keeps passage states (llama.cpp) reuses them, the others ignore it.
+    blocks: Any = None
 
 
 @dataclass
@@ -54,6 +57,15 @@ class Generator(ABC):
     def count_tokens(self, messages: list[dict]) -> int:
         """Prompt length in tokens (a 4-characters-a-token estimate unless the engine knows better)."""
         return sum(len(m["content"]) for m in messages) // 4 + 8 * len(messages)
+
+    @property
+    def reuses_passage_states(self) -> bool:
+        """Whether this engine computes each passage once and reuses it (then prompts carry whole chunks)."""
+        return False
+
+    def without_passage_states(self) -> "Generator":
+        """This engine with prompts prefilled whole (itself, for engines that keep no passage states)."""
+        return self
 
     def warm_up(self, system_prompt: str = "") -> None:
         """Load weights (and run `system_prompt` once where that is kept), so the first question is not slower."""

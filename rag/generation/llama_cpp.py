@@ -2,13 +2,17 @@
 
 llama-cpp-python keeps the previous prompt's KV cache and re-evaluates only the tokens after the
 longest common prefix, so the fixed system prompt is computed once (at warm-up), not per question.
+With passage states on (the default), each passage block's state is computed once and reused
+(`block_prefill.py`), so a question costs only its own few tokens before the first word.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
-from typing import Iterator
+from pathlib import Path
+from typing import Iterator, Sequence
 
 from ..errors import GenerationError, ModelError
 from ..models import ModelRef, verify
@@ -20,12 +24,17 @@ log = logging.getLogger(__name__)
 class LlamaCppGenerator(Generator):
     name = "llama_cpp"
 
-    def __init__(self, ref: ModelRef, n_ctx: int = 4096, n_threads: int = 0):
+    def __init__(self, ref: ModelRef, n_ctx: int = 4096, n_threads: int = 0, state_dir: Path | None = None,
+                 state_memory_mb: float = 256, state_disk_mb: float = 4096):
+        """`state_dir`: where passage states are kept (None: passage states off, every prompt prefilled whole)."""
         self.ref = ref
         self.model_name = ref.spec
         self.context_window = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 2
+        self.state_dir = state_dir
+        self.state_caps = (state_memory_mb, state_disk_mb)
         self._llm = None
+        self._prefill = None
 
     @property
     def llm(self):
@@ -47,10 +56,62 @@ class LlamaCppGenerator(Generator):
             raise ModelError("llama-cpp-python is not installed: pip install -r requirements.txt") from None
         try:
             llm = Llama(model_path=str(path), n_ctx=self.context_window, n_threads=self.n_threads, verbose=False)
+            if self.state_dir is not None:
+                _add_scratch_sequence(llm)
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"llama.cpp cannot load {path}: {e}") from None
-        log.info("loaded generator=%s engine=llama_cpp n_ctx=%d threads=%d", self.ref.spec, self.context_window, self.n_threads)
+        log.info("loaded generator=%s engine=llama_cpp n_ctx=%d threads=%d passage_states=%s", self.ref.spec,
+                 self.context_window, self.n_threads, self.state_dir is not None)
+        self._model_path = Path(path)
         return llm
+
+    @property
+    def reuses_passage_states(self) -> bool:
+        return self.state_dir is not None
+
+    def block_prefill(self, system: str):
+        """The `BlockPrefill` for prompts with this system prompt (None if the model has no chat template)."""
+        if self.state_dir is None:
+            return None
+        llm = self.llm
+        if self._prefill is None or self._prefill.system != system:
+            from .block_prefill import BlockPrefill, chat_frame
+            from .state_store import StateStore
+
+            frame = chat_frame(llm, system)
+            if frame is None:
+                log.warning("model has no chat template: passage states off")
+                self.state_dir = None
+                return None
+            store = StateStore(self.state_dir, self._state_identity(), *self.state_caps)
+            self._prefill = BlockPrefill(llm, store, frame)
+            self._prefill.system = system
+        return self._prefill
+
+    @property
+    def state_store(self):
+        """The `StateStore` in use (None before the first prompt from blocks, or with passage states off)."""
+        return self._prefill.store if self._prefill is not None else None
+
+    def without_passage_states(self) -> "LlamaCppGenerator":
+        """The same loaded model with every prompt prefilled whole (for comparisons in `bench`)."""
+        plain = copy.copy(self)
+        plain.state_dir, plain._prefill = None, None
+        return plain
+
+    def _state_identity(self) -> str:
+        """What a saved state depends on: the model's bytes, the engine's version, its cache layout."""
+        import llama_cpp
+
+        from ..fileio import sha256_file
+
+        sha = self.ref.sha256 or sha256_file(self._model_path)
+        return f"{sha}|llama_cpp-{llama_cpp.__version__}|kv-f16"
+
+    def precompute_states(self, system: str, head: str, blocks: Sequence[str]) -> int:
+        """Compute and save the states of `blocks` now (indexing time) instead of on first use."""
+        prefill = self.block_prefill(system)
+        return prefill.precompute(head, blocks) if prefill is not None else 0
 
     def count_tokens(self, messages: list[dict]) -> int:
         # Content tokens plus the chat template's few tokens per message.
@@ -59,11 +120,11 @@ class LlamaCppGenerator(Generator):
     def stream(self, messages, max_tokens=160, temperature=0.0, usage: Usage | None = None, stop_event=None,
                grounding: Grounding | None = None) -> Iterator[str]:
         llm = self.llm
+        sampling = dict(max_tokens=max_tokens, temperature=temperature, top_k=1 if temperature == 0 else 40, stream=True)
         try:
-            chunks = llm.create_chat_completion(
-                messages=messages, max_tokens=max_tokens, temperature=temperature, top_k=1 if temperature == 0 else 40,
-                stream=True,
-            )
+            chunks = self._from_blocks(messages, grounding, sampling)
+            if chunks is None:
+                chunks = llm.create_chat_completion(messages=messages, **sampling)
             produced = 0
             for chunk in chunks:
                 if stop_event is not None and stop_event.is_set():
@@ -79,6 +140,18 @@ class LlamaCppGenerator(Generator):
         if usage is not None:
             usage.completion_tokens = produced
             usage.prompt_tokens = max(int(llm.n_tokens) - produced, 0)
+
+    def _from_blocks(self, messages, grounding: Grounding | None, sampling: dict):
+        """A completion stream over a prompt prefilled from passage states; None when that does not apply."""
+        blocks = grounding.blocks if grounding is not None else None
+        if blocks is None or blocks.messages() != messages:
+            return None
+        prefill = self.block_prefill(blocks.system)
+        if prefill is None:
+            return None
+        tokens = prefill.prefill(blocks)
+        completion = self.llm.create_completion(prompt=tokens, stop=list(prefill.frame.stop) or None, **sampling)
+        return ({"choices": [{"delta": {"content": c["choices"][0]["text"]}}]} for c in completion)
 
     def yes_probability(self, messages: list[dict]) -> float | None:
         """Read the next-token logits of the reply (one token, no sampling) and compare Yes with No.
@@ -116,6 +189,21 @@ class LlamaCppGenerator(Generator):
         messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": "Hello"}]
         for _ in self.stream(messages, max_tokens=1):
             pass
+
+
+def _add_scratch_sequence(llm) -> None:
+    """Give the context a second sequence (one shared cache) to load saved passage states into.
+
+    llama-cpp-python's constructor has no option for it, so the context is made again with the same
+    parameters plus n_seq_max=2; it holds no state yet, so nothing is lost.
+    """
+    from llama_cpp import _internals
+
+    old = llm._ctx
+    llm.context_params.n_seq_max = 2
+    llm.context_params.kv_unified = True
+    llm._ctx = _internals.LlamaContext(model=llm._model, params=llm.context_params, verbose=False)
+    old.close()
 
 
 def _download_gguf(hub_path: str) -> str:

@@ -39,7 +39,9 @@ def make_generator(settings) -> Generator:
     if engine == "llama_cpp":
         from .llama_cpp import LlamaCppGenerator
 
-        return LlamaCppGenerator(ref, n_ctx=settings.context_window, n_threads=settings.n_threads)
+        state_dir = Path(settings.index_dir) / "states" if settings.passage_states else None
+        return LlamaCppGenerator(ref, n_ctx=settings.context_window, n_threads=settings.n_threads, state_dir=state_dir,
+                                 state_memory_mb=settings.passage_states_memory_mb, state_disk_mb=settings.passage_states_disk_mb)
     if engine == "transformers":
         from .transformers_engine import TransformersGenerator
 

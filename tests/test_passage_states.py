@@ -1,0 +1,156 @@
+"""Precomputed passage states: the store refuses what does not match, and splicing is exact where it must be."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.generation.state_store import BlockState, StateStore
+from rag.prompting import build_blocks, whole_chunks
+from rag.records import Chunk, Hit
+
+MODEL_A, MODEL_B = "sha-of-model-a|llama_cpp-x|kv-f16", "sha-of-model-b|llama_cpp-x|kv-f16"
+
+
+def _hits(*texts: str) -> list[Hit]:
+    return [Hit(Chunk(f"d{i}#0", f"d{i}.txt", 0, len(t), t), 1.0, i + 1) for i, t in enumerate(texts)]
+
+
+# ---- the store
+def test_store_round_trip_on_disk(tmp_path: Path):
+    store = StateStore(tmp_path, MODEL_A)
+    key = store.key([1, 2, 3], [7, 8])
+    store.put(key, BlockState((7, 8), 3, b"\x01\x02" * 100))
+    fresh = StateStore(tmp_path, MODEL_A)  # a new process: memory empty, disk only
+    got = fresh.get(key)
+    assert got == BlockState((7, 8), 3, b"\x01\x02" * 100)
+    assert fresh.stats.hits == 1 and fresh.stats.misses == 0
+
+
+def test_state_refused_after_model_changes(tmp_path: Path):
+    store = StateStore(tmp_path, MODEL_A)
+    key = store.key([1], [2])
+    store.put(key, BlockState((2,), 1, b"kv"))
+    other = StateStore(tmp_path, MODEL_B)
+    assert other.key([1], [2]) != key  # another model's states are never even looked up
+    # and a file that claims the key but was written for another model is refused and removed
+    assert other.get(key) is None
+    assert not list(tmp_path.glob("*.kvstate"))
+
+
+def test_state_refused_after_chunk_text_or_head_changes(tmp_path: Path):
+    store = StateStore(tmp_path, MODEL_A)
+    store.put(store.key([1, 2], [5, 6]), BlockState((5, 6), 2, b"kv"))
+    assert store.get(store.key([1, 2], [5, 7])) is None  # the chunk's tokens changed
+    assert store.get(store.key([1, 3], [5, 6])) is None  # the prompt head (system prompt) changed
+    assert store.get(store.key([1, 2], [5, 6])) is not None
+
+
+def test_corrupt_state_file_is_recomputed_not_used(tmp_path: Path):
+    store = StateStore(tmp_path, MODEL_A)
+    key = store.key([1], [2])
+    store.put(key, BlockState((2,), 1, b"0123456789"))
+    path = next(tmp_path.glob("*.kvstate"))
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0xFF  # one flipped byte in the state
+    path.write_bytes(bytes(raw))
+    assert StateStore(tmp_path, MODEL_A).get(key) is None
+    assert not path.exists()
+    path.write_bytes(b"not a header\n")
+    assert StateStore(tmp_path, MODEL_A).get(key) is None
+
+
+def test_disk_and_memory_caps_drop_least_recently_used(tmp_path: Path):
+    mb = 1024 * 1024
+    store = StateStore(tmp_path, MODEL_A, memory_mb=2.5, disk_mb=2.5)
+    keys = [store.key([0], [i]) for i in range(4)]
+    for i, key in enumerate(keys):
+        store.put(key, BlockState((i,), 1, bytes(mb)))
+    assert len(list(tmp_path.glob("*.kvstate"))) == 2
+    assert store.get(keys[3]) is not None and store.get(keys[0]) is None
+    assert store._memory_bytes <= 2.5 * mb
+
+
+# ---- the prompt cut into blocks
+def test_blocks_rebuild_the_prompt_and_do_not_depend_on_the_question():
+    hits = _hits("Rain fell on Monday.", 'He said """stop""" twice.')
+    a = build_blocks("When did rain fall?", whole_chunks(hits))
+    b = build_blocks("Who said stop?", whole_chunks(list(reversed(hits))))
+    assert a.user == a.head + a.markers[0] + a.blocks[0] + a.markers[1] + a.blocks[1] + a.tail
+    assert "When did rain fall?" in a.tail and "When did rain fall?" not in a.head
+    assert set(a.blocks) == set(b.blocks) and a.head == b.head  # only markers and tail are per question
+    assert '"""stop"""' not in a.user  # a passage cannot close its own quotes
+
+
+def test_whole_chunks_keeps_each_chunk_once():
+    hits = _hits("One.", "Two.")
+    passages = whole_chunks(hits + hits[:1])
+    assert [p.text for p in passages] == ["One.", "Two."] and [p.number for p in passages] == [1, 2]
+
+
+# ---- splicing with a real (tiny) model
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from rag.generation.llama_cpp import LlamaCppGenerator
+    from rag.models import resolve
+
+    cache = tmp_path_factory.mktemp("cache")
+    ref = resolve("packaged:smollm2-135m-instruct", cache)
+    return LlamaCppGenerator(ref, n_ctx=2048, state_dir=cache / "states")
+
+
+def _greedy(llm, tokens: list[int], n: int = 24) -> list[int]:
+    out = []
+    for t in llm.generate(tokens, top_k=1, temp=0.0):
+        out.append(t)
+        if len(out) == n or t == llm.token_eos():
+            break
+    return out
+
+
+PASSAGES = ("The bridge over the Vltava was finished in 1402 by the mason Petr Parler.",
+            "Salt was carried on the river to Dresden, mostly in spring.",
+            "The old mill burned down in 1920 and was never rebuilt.")
+
+
+@pytest.mark.models
+def test_one_block_equals_a_full_prefill(tiny):
+    """With one block the saved state is what a full prefill computes: the same greedy answer."""
+    parts = build_blocks("Who finished the bridge?", whole_chunks(_hits(PASSAGES[0])))
+    prefill = tiny.block_prefill(parts.system)
+    tokens = prefill.prefill(parts)
+    assert prefill.store.stats.computed == 1
+    spliced = _greedy(tiny.llm, tokens)
+    tiny.llm.reset()  # nothing cached: every token computed in order
+    assert _greedy(tiny.llm, tokens) == spliced
+
+
+@pytest.mark.models
+def test_several_blocks_are_placed_in_order_and_reused(tiny):
+    parts = build_blocks("What burned down?", whole_chunks(_hits(*PASSAGES)))
+    prefill = tiny.block_prefill(parts.system)
+    before = prefill.store.stats.computed
+    tokens = prefill.prefill(parts)
+    llm = tiny.llm
+    import llama_cpp.llama_cpp as C
+
+    assert C.llama_memory_seq_pos_max(prefill.mem, 0) == llm.n_tokens - 1  # positions contiguous
+    assert list(llm.input_ids[: llm.n_tokens]) == tokens[: llm.n_tokens]
+    assert prefill.store.stats.computed - before == 2  # the first passage's state was saved by the test above
+    # The same passages in another order for another question: no state is computed again.
+    again = build_blocks("Where was salt carried?", whole_chunks(_hits(*reversed(PASSAGES))))
+    prefill.prefill(again)
+    assert prefill.store.stats.computed - before == 2
+
+
+@pytest.mark.models
+def test_engine_answers_from_blocks_through_the_generator_interface(tiny):
+    from rag.generation import Grounding
+
+    parts = build_blocks("When was the mill burned?", whole_chunks(_hits(*PASSAGES)))
+    stats = tiny.block_prefill(parts.system).store.stats
+    hits = stats.hits
+    reply = "".join(tiny.stream(parts.messages(), max_tokens=24, grounding=Grounding("When was the mill burned?", PASSAGES, parts)))
+    assert reply.strip()
+    assert stats.hits - hits == 3  # all three passages came from saved states
