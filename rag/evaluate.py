@@ -1,4 +1,5 @@
-"""`python -m rag eval`: retrieval, answer, citation, abstention and speed metrics on a JSONL set.
+"""`python -m rag eval`: retrieval, answer, citation, abstention and speed metrics on a JSONL set,
+and where each wrong answer was lost (rag/losses.py).
 
 The question format is the one of shared/eval/README.md:
 {"id", "question", "answers": [...], "sources": [...], "answerable": bool}.
@@ -16,10 +17,10 @@ from typing import Any
 
 from .citations import strip_markers
 from .errors import RagError
+from .losses import loss_fields, loss_summary, prompt_passages, reading
 from .options import add_common_options, settings_from_args
 from .questions import read_questions
-from .metrics import alce_correct, exact_match, percentile, precision_recall, reciprocal_rank, token_f1
-from .text import normalize_answer
+from .metrics import alce_correct, exact_match, holds_gold, percentile, precision_recall, reciprocal_rank, token_f1
 
 RETRIEVAL_DEPTH = 10  # MRR@10
 
@@ -185,20 +186,16 @@ def score_answer(q: Question, a) -> dict[str, Any]:
         "em": exact_match(a.short_answer, q.answers) if q.answerable and not a.abstained else 0.0,
         "f1": token_f1(a.short_answer, q.answers) if q.answerable and not a.abstained else 0.0,
         "words": len(text.split()), "citations": len(a.citations), "good_citations": len(good_citations),
-        "citations_with_gold": sum(_holds_gold(c.text, q.answers) for c in a.citations),
+        "citations_with_gold": sum(holds_gold(c.text, q.answers) for c in a.citations),
         "unsupported": [{"claim": u.claim, "reason": u.reason} for u in a.unsupported],
         "raw_answer": a.raw_answer, "model_check": a.model_check, "check_s": t.check_s,
         "retrieve_ms": t.retrieve_ms, "ttft_s": t.ttft_s, "total_s": t.total_s,
         "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
         "tokens_per_s": (t.completion_tokens - 1) / gen_s if gen_s and t.completion_tokens > 1 else None,
         "cited_sources": sorted({c.source for c in a.citations}),
+        "prompt_passages": [{"source": p.hit.chunk.source, "start": p.start, "end": p.end} for p in prompt_passages(a)],
+        **loss_fields(reading(a, q.answers, q.sources, correct) if q.answerable else None),
     }
-
-
-def _holds_gold(span: str, golds) -> bool:
-    """Whether a cited span contains a gold answer (normalised, whole words)."""
-    padded = f" {normalize_answer(span)} "
-    return any(f" {normalize_answer(g)} " in padded for g in golds if normalize_answer(g))
 
 
 def _mean(values) -> float | None:
@@ -207,7 +204,7 @@ def _mean(values) -> float | None:
 
 
 def summarize(retrieval: list[dict], answers: list[dict]) -> dict[str, Any]:
-    """The figures `eval` prints: retrieval always; answers, citations, abstention and speed when answered."""
+    """The figures `eval` prints: retrieval always; answers, their losses, citations, abstention and speed when answered."""
     s: dict[str, Any] = {"retrieval": {
         "questions": len(retrieval),
         "hit@1": _mean([r["rank"] == 1 for r in retrieval]),
@@ -223,7 +220,12 @@ def summarize(retrieval: list[dict], answers: list[dict]) -> dict[str, Any]:
         "correct_answerable": _mean([a["correct"] for a in answerable]),
         "em": _mean([a["em"] for a in answerable]), "f1": _mean([a["f1"] for a in answerable]),
         "median_words": percentile([a["words"] for a in answers if not a["abstained"]], 0.5),
+        # of the answerable questions: the reply before the check correct, a gold source given, a gold answer given
+        "raw_correct": _mean([a.get("raw_correct") for a in answerable]),
+        "gold_in_prompt": _mean([a.get("gold_in_prompt") for a in answerable]),
+        "answer_in_prompt": _mean([a.get("answer_in_prompt") for a in answerable]),
     }
+    s["losses"] = loss_summary(answers)
     s["citations"] = _citation_summary(answers)
     p, r = precision_recall([a["abstained"] for a in answers], [not a["answerable"] for a in answers])
     s["abstention"] = {"precision": p, "recall": r, "abstained": sum(a["abstained"] for a in answers)}
