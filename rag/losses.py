@@ -1,4 +1,4 @@
-"""Where each wrong answer was lost: retrieval, passage selection, the model's reading, or the answer check.
+"""Where each wrong answer was lost, and the oracle's passages (`python -m rag eval --oracle`).
 
 An answerable question answered wrongly is put in exactly one bucket, the first that applies:
 
@@ -8,6 +8,9 @@ An answerable question answered wrongly is put in exactly one bucket, the first 
 - `model_wrong`: the answer was in the prompt and the model's reply (before the check) is not correct;
 - `rejected_by_check`: the reply was correct, and the answer check abstained or removed it.
 
+The oracle reads each question's gold source documents whole, so its losses are the reader's and
+the check's alone.
+
 >>> r = Reading(gold_in_prompt=True, answer_in_prompt=True, raw_correct=True, correct=False)
 >>> loss_bucket(r), loss_bucket(replace(r, gold_in_prompt=False))
 ('rejected_by_check', 'not_retrieved')
@@ -16,11 +19,12 @@ An answerable question answered wrongly is put in exactly one bucket, the first 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace  # noqa: F401  (replace: used by the docstring example)
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .citations import strip_markers
+from .errors import RagError
 from .metrics import alce_correct, holds_gold
-from .records import Answer, Passage
+from .records import Answer, Chunk, Hit, Passage
 
 BUCKETS = ("not_retrieved", "not_in_prompt", "model_wrong", "rejected_by_check")
 
@@ -87,3 +91,31 @@ def loss_summary(records: Sequence[dict]) -> dict[str, int]:
     """Wrong answerable answers, and how many of them each bucket holds (they sum to `wrong`)."""
     wrong = [a for a in records if a["answerable"] and not a["correct"]]
     return {"wrong": len(wrong), **{b: sum(a.get("loss") == b for a in wrong) for b in BUCKETS}}
+
+
+def whole_document_passage(number: int, source: str, text: str, title: str = "", url: str | None = None) -> Passage:
+    """A document's whole text as one passage, from a chunk spanning it (offsets 0..len(text)).
+
+    >>> p = whole_document_passage(1, "a.txt", "The fund started in 2018.")
+    >>> (p.number, p.hit.chunk.source, p.start, p.end, p.text == p.hit.chunk.text)
+    (1, 'a.txt', 0, 25, True)
+    """
+    chunk = Chunk(id=f"{source}#whole", source=source, start=0, end=len(text), text=text, title=title, url=url)
+    return Passage(number, Hit(chunk, score=1.0, rank=number), 0, len(text), text)
+
+
+def gold_passages(sources: Sequence[str], text_of: Callable[[str], str | None],
+                  meta_of: Callable[[str], dict] = lambda _: {}) -> list[Passage]:
+    """The gold sources whole, numbered [1], [2], ... in the order given.
+
+    `text_of` is the indexed text of a source (`Pipeline.document_text`); a source it does not know
+    is an error, since an oracle run without its gold would measure nothing.
+    """
+    out = []
+    for number, source in enumerate(sources, start=1):
+        text = text_of(source)
+        if text is None:
+            raise RagError(f"gold source {source!r} is not an indexed document of --docs")
+        meta = meta_of(source) or {}
+        out.append(whole_document_passage(number, source, text, meta.get("title") or "", meta.get("url")))
+    return out

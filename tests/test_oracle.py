@@ -1,4 +1,4 @@
-"""The reader alone (`Pipeline.ask_with_passages`) and where wrong answers are lost."""
+"""The reader alone (`eval --oracle`, `Pipeline.ask_with_passages`) and where wrong answers are lost."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 
 from conftest import UK_DOC
 from rag.cli import main
-from rag.losses import BUCKETS, Reading, loss_bucket, reading
+from rag.errors import RagError
+from rag.losses import BUCKETS, Reading, gold_passages, loss_bucket, reading, whole_document_passage
 from rag.pipeline import Pipeline
 from rag.records import Answer, Chunk, Hit, Passage, Timings
 
@@ -31,7 +32,7 @@ def test_ask_with_passages_skips_the_retrieval_floor(fake_settings):
     question = "Zebra quantum xylophone?"  # shares nothing with the seeds: retrieval abstains before the model
     assert pipeline.ask(question).timings.ttft_s is None
     text = pipeline.document_text(UK_DOC)
-    a = pipeline.ask_with_passages(question, [Passage(1, Hit(Chunk("x", UK_DOC, 0, len(text), text), 1.0, 1), 0, len(text), text)])
+    a = pipeline.ask_with_passages(question, [whole_document_passage(1, UK_DOC, text)])
     assert a.timings.ttft_s is not None and a.raw_answer  # the model was asked
 
 
@@ -80,7 +81,16 @@ def test_an_answer_abstained_before_the_model_had_no_prompt():
     assert not r.gold_in_prompt and not r.answer_in_prompt and loss_bucket(r) == "not_retrieved"
 
 
-# ---- eval on a tiny documents folder
+def test_gold_passages_are_the_sources_whole_in_order_and_a_missing_one_is_an_error():
+    texts = {"a.txt": "Alpha text.", "b.txt": "Beta text, longer."}
+    passages = gold_passages(("b.txt", "a.txt"), texts.get, lambda s: {"title": s.upper()})
+    assert [(p.number, p.hit.chunk.source, p.start, p.end, p.text, p.hit.chunk.title) for p in passages] == [
+        (1, "b.txt", 0, 18, "Beta text, longer.", "B.TXT"), (2, "a.txt", 0, 11, "Alpha text.", "A.TXT")]
+    with pytest.raises(RagError, match="c.txt"):
+        gold_passages(("a.txt", "c.txt"), texts.get)
+
+
+# ---- eval, normal and --oracle, on a tiny documents folder
 
 DOCS = {
     "alpha.txt": "The Alpha Fund was created in 2019 by the city council. It paid for twelve new libraries. "
@@ -119,6 +129,33 @@ def _eval(root: Path, out: str, *flags: str) -> dict:
                  "--json", str(root / out), *flags])
     assert code == 0
     return json.loads((root / out).read_text())
+
+
+def test_oracle_reads_the_gold_documents_whole_and_reports_the_reader_alone(tiny, capsys):
+    result = _eval(tiny, "oracle.json", "--oracle")
+    answers = {a["id"]: a for a in result["answers"]}
+    assert sorted(answers) == ["q1", "q2", "q3", "q4"]  # the unanswerable question is skipped
+    for q in QUESTIONS[:4]:
+        assert answers[q["id"]]["prompt_passages"] == [{"source": s, "start": 0, "end": len(DOCS[s])} for s in q["sources"]]
+    s = result["summary"]
+    assert s["oracle"] == {"questions": 4, "skipped_unanswerable": 1} and "retrieval" not in s and s["settings"]["oracle"]
+    assert s["answers"]["gold_in_prompt"] == 1.0 and s["answers"]["answer_in_prompt"] == 0.75  # q3's answer is in no document
+    assert {"correct", "correct_answerable", "em", "f1", "raw_correct"} <= set(s["answers"])
+    assert s["losses"]["not_retrieved"] == 0 and answers["q3"]["loss"] == "not_in_prompt"
+    assert sum(s["losses"][b] for b in BUCKETS) == s["losses"]["wrong"] == sum(not a["correct"] for a in answers.values())
+    out = capsys.readouterr().out
+    assert "oracle      questions=4  skipped_unanswerable=1" in out and "\nlosses " in out
+
+
+def test_oracle_answers_the_same_sample_and_replays_its_replies(tiny):
+    normal = _eval(tiny, "normal.json", "--limit", "3", "--seed", "1")  # q2, q1 and the unanswerable q5
+    flags = ("--limit", "3", "--seed", "1", "--oracle", "--reply-cache", str(tiny / "replies.jsonl"))
+    first, second = _eval(tiny, "o1.json", *flags), _eval(tiny, "o2.json", *flags)
+    answerable = [a["id"] for a in normal["answers"] if a["answerable"]]
+    assert [a["id"] for a in first["answers"]] == answerable and len(answerable) == 2
+    assert first["summary"]["oracle"] == {"questions": 2, "skipped_unanswerable": 1}
+    assert not any(a["replayed"] for a in first["answers"]) and all(a["replayed"] for a in second["answers"])
+    assert [a["raw_answer"] for a in first["answers"]] == [a["raw_answer"] for a in second["answers"]]
 
 
 def test_a_normal_run_puts_every_wrong_answerable_answer_in_one_bucket(tiny):
