@@ -1,4 +1,5 @@
-"""`python -m rag eval`: retrieval, answer, citation, abstention and speed metrics on a JSONL set.
+"""`python -m rag eval`: retrieval, answer, citation, abstention and speed metrics on a JSONL set,
+and where each wrong answer was lost (rag/losses.py); `--oracle` reads the gold sources whole instead.
 
 The question format is the one of shared/eval/README.md:
 {"id", "question", "answers": [...], "sources": [...], "answerable": bool}.
@@ -16,10 +17,10 @@ from typing import Any
 
 from .citations import strip_markers
 from .errors import RagError
+from .losses import gold_passages, loss_fields, loss_summary, prompt_passages, reading
 from .options import add_common_options, settings_from_args
 from .questions import read_questions
-from .metrics import alce_correct, exact_match, percentile, precision_recall, reciprocal_rank, token_f1
-from .text import normalize_answer
+from .metrics import alce_correct, exact_match, holds_gold, percentile, precision_recall, reciprocal_rank, token_f1
 
 RETRIEVAL_DEPTH = 10  # MRR@10
 
@@ -29,7 +30,7 @@ class Question:
     id: str
     question: str
     answers: tuple[str, ...]
-    sources: frozenset[str]
+    sources: tuple[str, ...]  # in the file's order, which numbers the oracle's passages
     answerable: bool
 
 
@@ -42,6 +43,8 @@ def add_parser(sub) -> None:
     p.add_argument("--json", dest="json_out", type=Path, help="write the summary and per-question records here")
     p.add_argument("--retrieval-only", action="store_true", help="skip generation (fast)")
     p.add_argument("--k", type=int, help="passages given to the model (default: 4)")
+    p.add_argument("--oracle", action="store_true", help="the reader alone: answer each answerable question of the sample "
+                   "from its gold source documents whole, no retrieval (unanswerable questions are skipped)")
     p.add_argument("--reply-cache", type=Path, help="record the model's replies here and replay them for prompts seen "
                    "before (re-judge the same replies after changing the checks; speed counts fresh replies only)")
     add_common_options(p)
@@ -53,7 +56,7 @@ def load_questions(path: Path) -> list[Question]:
     for row in read_questions(path):
         answerable = bool(row.get("answerable", True))
         out.append(Question(str(row.get("id", len(out))), row["question"], tuple(row.get("answers") or ()),
-                            frozenset(row.get("sources") or ()), answerable))
+                            tuple(dict.fromkeys(row.get("sources") or ())), answerable))
     return out
 
 
@@ -66,35 +69,59 @@ def default_index_dir(settings, docs: Path) -> Path:
 def run_eval(args) -> int:
     from .pipeline import Pipeline
 
-    settings = settings_from_args(args)
-    if args.docs is None:
-        raise RagError("eval needs --docs DIR")
-    if args.index is None:
-        settings = settings.replace(index_dir=default_index_dir(settings, args.docs))
-    questions = load_questions(args.qa)
-    if not questions:
-        raise RagError(f"no questions in {args.qa}")
-    generator = None
-    if args.reply_cache and not args.retrieval_only:
-        from .generation import make_generator
-        from .generation.replay import ReplayCache
-
-        generator = ReplayCache(make_generator(settings), args.reply_cache)
-    pipeline = Pipeline.from_settings(settings, generator=generator)
-    retrieval = retrieval_records(pipeline, questions)
-    sample = questions if not args.limit or args.limit >= len(questions) else random.Random(args.seed).sample(questions, args.limit)
-    answers = [] if args.retrieval_only else answer_records(pipeline, sample)
+    settings, questions = _eval_inputs(args)
+    pipeline = Pipeline.from_settings(settings, generator=_reply_cache(settings, args))
+    retrieval = None if args.oracle else retrieval_records(pipeline, questions)
+    sample = sample_questions(questions, args.limit, args.seed)
+    if args.oracle:
+        answers = answer_records(pipeline, [q for q in sample if q.answerable], oracle=True)
+    else:
+        answers = [] if args.retrieval_only else answer_records(pipeline, sample)
     summary = summarize(retrieval, answers)
-    summary["settings"] = {"qa": str(args.qa), "docs": str(args.docs), "limit": args.limit, "seed": args.seed,
+    if args.oracle:
+        summary = {"oracle": {"questions": len(answers), "skipped_unanswerable": len(sample) - len(answers)}, **summary}
+    summary["settings"] = {"qa": str(args.qa), "docs": str(args.docs), "limit": args.limit, "seed": args.seed, "oracle": args.oracle,
                            "top_k": settings.top_k, "chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap,
                            "engine": pipeline.generator.name if answers else None,
                            "generator": settings.generator, "embedder": settings.embedder}
     print_summary(summary)
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps({"summary": summary, "retrieval": retrieval, "answers": answers}, indent=1, ensure_ascii=False))
+        args.json_out.write_text(json.dumps({"summary": summary, "retrieval": retrieval or [], "answers": answers}, indent=1, ensure_ascii=False))
         print(f"wrote {args.json_out}")
     return 0
+
+
+def _eval_inputs(args) -> tuple[Any, list[Question]]:
+    """The settings (with an index folder per documents folder) and the questions; user mistakes raise."""
+    settings = settings_from_args(args)
+    if args.docs is None:
+        raise RagError("eval needs --docs DIR")
+    if args.oracle and args.retrieval_only:
+        raise RagError("--oracle reads answers without retrieval; it cannot be combined with --retrieval-only")
+    if args.index is None:
+        settings = settings.replace(index_dir=default_index_dir(settings, args.docs))
+    questions = load_questions(args.qa)
+    if not questions:
+        raise RagError(f"no questions in {args.qa}")
+    return settings, questions
+
+
+def _reply_cache(settings, args):
+    """The generator wrapped in a reply cache when --reply-cache is given (None: the pipeline's own)."""
+    if not args.reply_cache or args.retrieval_only:
+        return None
+    from .generation import make_generator
+    from .generation.replay import ReplayCache
+
+    return ReplayCache(make_generator(settings), args.reply_cache)
+
+
+def sample_questions(questions: list[Question], limit: int | None, seed: int) -> list[Question]:
+    """The questions answered: all, or a seeded sample of `limit` (the same with and without --oracle)."""
+    if not limit or limit >= len(questions):
+        return questions
+    return random.Random(seed).sample(questions, limit)
 
 
 def _progress(items, desc: str):
@@ -132,10 +159,15 @@ VARIANTS: tuple[tuple[str, object], ...] = (
 )
 
 
-def answer_records(pipeline, questions: list[Question]) -> list[dict]:
+def answer_records(pipeline, questions: list[Question], oracle: bool = False) -> list[dict]:
+    """Answer and score each question: from retrieval, or with `oracle` from its gold sources whole."""
     records = []
-    for q in _progress(questions, "answers"):
-        a = pipeline.ask(q.question, qid=q.id)
+    for q in _progress(questions, "oracle answers" if oracle else "answers"):
+        if oracle:
+            passages = gold_passages(q.sources, pipeline.document_text, pipeline.index.documents.get)
+            a = pipeline.ask_with_passages(q.question, passages, qid=q.id)
+        else:
+            a = pipeline.ask(q.question, qid=q.id)
         record = score_answer(q, a)
         record["replayed"] = bool(getattr(pipeline.generator, "last_replayed", False)) and a.timings.ttft_s is not None
         record["curve"] = trade_off(pipeline, q, a)
@@ -185,20 +217,16 @@ def score_answer(q: Question, a) -> dict[str, Any]:
         "em": exact_match(a.short_answer, q.answers) if q.answerable and not a.abstained else 0.0,
         "f1": token_f1(a.short_answer, q.answers) if q.answerable and not a.abstained else 0.0,
         "words": len(text.split()), "citations": len(a.citations), "good_citations": len(good_citations),
-        "citations_with_gold": sum(_holds_gold(c.text, q.answers) for c in a.citations),
+        "citations_with_gold": sum(holds_gold(c.text, q.answers) for c in a.citations),
         "unsupported": [{"claim": u.claim, "reason": u.reason} for u in a.unsupported],
         "raw_answer": a.raw_answer, "model_check": a.model_check, "check_s": t.check_s,
         "retrieve_ms": t.retrieve_ms, "ttft_s": t.ttft_s, "total_s": t.total_s,
         "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
         "tokens_per_s": (t.completion_tokens - 1) / gen_s if gen_s and t.completion_tokens > 1 else None,
         "cited_sources": sorted({c.source for c in a.citations}),
+        "prompt_passages": [{"source": p.hit.chunk.source, "start": p.start, "end": p.end} for p in prompt_passages(a)],
+        **loss_fields(reading(a, q.answers, q.sources, correct) if q.answerable else None),
     }
-
-
-def _holds_gold(span: str, golds) -> bool:
-    """Whether a cited span contains a gold answer (normalised, whole words)."""
-    padded = f" {normalize_answer(span)} "
-    return any(f" {normalize_answer(g)} " in padded for g in golds if normalize_answer(g))
 
 
 def _mean(values) -> float | None:
@@ -206,14 +234,17 @@ def _mean(values) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def summarize(retrieval: list[dict], answers: list[dict]) -> dict[str, Any]:
-    """The figures `eval` prints: retrieval always; answers, citations, abstention and speed when answered."""
-    s: dict[str, Any] = {"retrieval": {
-        "questions": len(retrieval),
-        "hit@1": _mean([r["rank"] == 1 for r in retrieval]),
-        "hit@5": _mean([r["rank"] is not None and r["rank"] <= 5 for r in retrieval]),
-        "mrr@10": _mean([r["rr"] for r in retrieval]),
-    }}
+def summarize(retrieval: list[dict] | None, answers: list[dict]) -> dict[str, Any]:
+    """The figures `eval` prints: retrieval (unless None: the oracle retrieves nothing); answers, their
+    losses, citations, abstention and speed when answered."""
+    s: dict[str, Any] = {}
+    if retrieval is not None:
+        s["retrieval"] = {
+            "questions": len(retrieval),
+            "hit@1": _mean([r["rank"] == 1 for r in retrieval]),
+            "hit@5": _mean([r["rank"] is not None and r["rank"] <= 5 for r in retrieval]),
+            "mrr@10": _mean([r["rr"] for r in retrieval]),
+        }
     if not answers:
         return s
     answerable = [a for a in answers if a["answerable"]]
@@ -223,7 +254,12 @@ def summarize(retrieval: list[dict], answers: list[dict]) -> dict[str, Any]:
         "correct_answerable": _mean([a["correct"] for a in answerable]),
         "em": _mean([a["em"] for a in answerable]), "f1": _mean([a["f1"] for a in answerable]),
         "median_words": percentile([a["words"] for a in answers if not a["abstained"]], 0.5),
+        # of the answerable questions: the reply before the check correct, a gold source given, a gold answer given
+        "raw_correct": _mean([a.get("raw_correct") for a in answerable]),
+        "gold_in_prompt": _mean([a.get("gold_in_prompt") for a in answerable]),
+        "answer_in_prompt": _mean([a.get("answer_in_prompt") for a in answerable]),
     }
+    s["losses"] = loss_summary(answers)
     s["citations"] = _citation_summary(answers)
     p, r = precision_recall([a["abstained"] for a in answers], [not a["answerable"] for a in answers])
     s["abstention"] = {"precision": p, "recall": r, "abstained": sum(a["abstained"] for a in answers)}

@@ -38,6 +38,15 @@ def alce_correct(answer: str, golds: Sequence[str]) -> bool:
     return any(f" {normalize_answer(g)} " in a for g in golds if normalize_answer(g))
 
 
+def holds_gold(span: str, golds: Sequence[str]) -> bool:
+    """Whether a passage or cited span contains a gold answer: ALCE's test (normalised, whole words).
+
+    >>> holds_gold("The Broncos beat the Panthers 24-10.", ["Denver Broncos", "Broncos"]), holds_gold("Bronco", ["Broncos"])
+    (True, False)
+    """
+    return alce_correct(span, golds)
+
+
 def reciprocal_rank(ranked_sources: Sequence[str], gold: set[str]) -> tuple[int | None, float]:
     """(1-based rank of the first gold source or None, reciprocal rank)."""
     for rank, source in enumerate(ranked_sources, start=1):

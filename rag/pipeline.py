@@ -1,7 +1,8 @@
 """The pipeline: documents -> index -> retrieval -> passages -> prompt -> model -> checked answer.
 
 `Pipeline.from_settings` is the one place that picks concrete backends. The CLI and the UI only call
-`index`, `search`, `ask` and `ask_stream`.
+`index`, `search`, `ask` and `ask_stream`
+(evaluation also `ask_with_passages`).
 
 >>> from rag.settings import Settings
 >>> p = Pipeline.from_settings(Settings(embedder="hashing", engine="echo", index_dir=Path(tempfile.mkdtemp())))
@@ -233,6 +234,30 @@ class Pipeline:
             reason = f"no relevant passage found (best cosine {dense:.2f}, keyword overlap {overlap:.2f})"
             yield Done(abstain_early(question, passages, timings, query, qid, reason))
             return
+        yield from self._read(question, passages, history, query, qid, index.bm25.idf_of, t0, retrieve_ms,
+                              max_new_tokens, stop_event)
+
+    def ask_with_passages(self, question: str, passages: Sequence[Passage], qid: str | None = None,
+                          max_new_tokens: int | None = None) -> Answer:
+        """Answer from the given passages instead of retrieved ones: the reader and the answer check alone.
+
+        No retrieval and no retrieval floor (the passages are given, e.g. an evaluation's gold sources
+        whole); the prompt, generation, model check and `finish` are those of `ask`, so citations keep
+        exact offsets into the passages' documents. Numbers the passages 1, 2, ... in the order given.
+        """
+        t0 = time.perf_counter()
+        question = self.check_question(question)
+        passages = [replace(p, number=i) for i, p in enumerate(passages, start=1)]
+        answer = None
+        for event in self._read(question, passages, [], question, qid, self.index.bm25.idf_of, t0, 0.0, max_new_tokens, None):
+            if isinstance(event, Done):
+                answer = event.answer
+        assert answer is not None
+        return answer
+
+    def _read(self, question: str, passages: Sequence[Passage], history: list, query: str, qid: str | None,
+              idf, t0: float, retrieve_ms: float, max_new_tokens: int | None, stop_event) -> Iterator[Token | Done]:
+        """Everything after the passages are chosen: fit the prompt, stream the reply, check it, finish."""
         messages, passages, blocks = self._fit_prompt(question, passages, history, max_new_tokens)
         usage, pieces, ttft = Usage(), [], None
         grounding = Grounding(question, tuple(p.text for p in passages), blocks)
@@ -254,7 +279,7 @@ class Pipeline:
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, check_s=check_s,
         )
         policy = Policy.from_settings(self.settings)
-        yield Done(finish(question, raw, passages, timings, query, qid, index.bm25.idf_of, policy, verdict))
+        yield Done(finish(question, raw, passages, timings, query, qid, idf, policy, verdict))
 
     def _retrieve(self, question: str, query: str, k: int | None):
         """The index searched (one snapshot for the whole answer), its hits, and the passages for the prompt."""
