@@ -99,8 +99,21 @@ class Pipeline:
         with self._index_lock:
             index, report = self._update_store(force)
             self.index = index  # one reference swap: readers see the old or the new index, whole
+            if report.changed:
+                self._prune_states(index)
         self.last_report = report
         return report
+
+    def _prune_states(self, index: Index) -> None:
+        """Saved passage states of chunks this index no longer holds are deleted (the others stay exact)."""
+        from .generation.state_store import prune_states
+
+        folder = Path(self.settings.index_dir) / "states"
+        if not folder.is_dir():  # no states kept: do not list a large (Milvus) index's chunks for nothing
+            return
+        removed = prune_states(folder, set(block_texts([c.text for c in index.chunks])[1]))
+        if removed:
+            log.info("passage states removed=%d (their chunks left the index)", removed)
 
     def _update_store(self, force: bool):
         """The store the settings name: FAISS files in index_dir (default) or a Milvus collection."""

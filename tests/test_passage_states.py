@@ -154,3 +154,24 @@ def test_engine_answers_from_blocks_through_the_generator_interface(tiny):
     reply = "".join(tiny.stream(parts.messages(), max_tokens=24, grounding=Grounding("When was the mill burned?", PASSAGES, parts)))
     assert reply.strip()
     assert stats.hits - hits == 3  # all three passages came from saved states
+
+
+def test_index_update_drops_states_of_changed_chunks_and_keeps_the_rest(fake_settings, docs):
+    """States live with the index: after an update, those of chunks it no longer holds are deleted."""
+    from rag.pipeline import Pipeline
+    from rag.prompting import block_texts
+
+    pipeline = Pipeline.from_settings(fake_settings)
+    store = StateStore(fake_settings.index_dir / "states", MODEL_A)
+    _, blocks = block_texts([c.text for c in pipeline.index.chunks])
+    for i, text in enumerate(blocks):
+        store.put(store.key([0], [i]), BlockState((i,), 1, b"kv"), text)
+    store.put(store.key([0], [99]), BlockState((99,), 1, b"kv"), "a block of a chunk that is in no index")
+    changed = sorted(docs.iterdir())[0]
+    changed.write_text(changed.read_text(encoding="utf-8") + "\nA new closing sentence.", encoding="utf-8")
+    pipeline.update_index()
+    _, now = block_texts([c.text for c in pipeline.index.chunks])
+    kept = [text for text in blocks if text in now]
+    assert 0 < len(kept) < len(blocks)  # some chunks changed, others did not
+    assert len(list(store.folder.glob("*.kvstate"))) == len(kept)
+    assert all(store.get(store.key([0], [i])) is not None for i, text in enumerate(blocks) if text in now)

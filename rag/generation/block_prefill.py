@@ -83,7 +83,8 @@ class BlockPrefill:
         """Fill the cache with everything but the tail; return the whole prompt's tokens."""
         head, segments = self.prompt_tokens(parts)
         marker_one = self.tokens("[1]\n")
-        states = [self._state(head, marker_one, toks) for kind, toks in segments if kind == "block"]
+        block_tokens = [toks for kind, toks in segments if kind == "block"]
+        states = [self._state(head, marker_one, toks, text) for toks, text in zip(block_tokens, parts.blocks)]
         self._assemble(head, segments, states)
         return head + [t for _, toks in segments for t in toks]
 
@@ -92,11 +93,11 @@ class BlockPrefill:
         head = self.tokens(self.frame.before_user + head_text, first=True)
         marker_one, before = self.tokens("[1]\n"), self.store.stats.computed
         for block in blocks:
-            self._state(head, marker_one, self.tokens(block))
+            self._state(head, marker_one, self.tokens(block), block)
         return self.store.stats.computed - before
 
     # ---- building a state
-    def _state(self, head: list[int], marker: list[int], block: list[int]) -> BlockState:
+    def _state(self, head: list[int], marker: list[int], block: list[int], text: str) -> BlockState:
         key = self.store.key(head + marker, block)
         state = self.store.get(key)
         if state is None:
@@ -104,7 +105,7 @@ class BlockPrefill:
             state = self._compute(head, marker, block)
             self.store.stats.computed += 1
             self.store.stats.compute_s += time.perf_counter() - t0
-            self.store.put(key, state)
+            self.store.put(key, state, text)
         return state
 
     def _compute(self, head: list[int], marker: list[int], block: list[int]) -> BlockState:

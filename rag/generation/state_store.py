@@ -89,10 +89,11 @@ class StateStore:
             self.stats.hits += 1
         return state
 
-    def put(self, key: str, state: BlockState) -> None:
+    def put(self, key: str, state: BlockState, text: str = "") -> None:
+        """Keep `state` (computed for the block `text`) in memory and on disk."""
         self._remember(key, state)
         try:
-            self._write(key, state)
+            self._write(key, state, text_hash(text))
         except OSError as e:  # a full or read-only disk costs speed, not answers
             log.warning("state not saved key=%s error=%s", key[:12], e)
 
@@ -108,9 +109,9 @@ class StateStore:
     def _path(self, key: str) -> Path:
         return self.folder / f"{key}{SUFFIX}"
 
-    def _write(self, key: str, state: BlockState) -> None:
+    def _write(self, key: str, state: BlockState, text_sha: str) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        header = {"format": STATE_FORMAT, "identity": self.identity, "key": key, "start": state.start,
+        header = {"format": STATE_FORMAT, "identity": self.identity, "key": key, "text_sha256": text_sha, "start": state.start,
                   "tokens": list(state.tokens), "bytes": len(state.data), "sha256": hashlib.sha256(state.data).hexdigest()}
         tmp = self.folder / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
         with tmp.open("wb") as f:
@@ -155,5 +156,35 @@ class StateStore:
             total -= path.stat().st_size
             path.unlink(missing_ok=True)
 
+    def prune(self, keep_texts: set[str]) -> int:
+        """Delete the states of blocks whose text is not in `keep_texts` (after an index update); return how many."""
+        return prune_states(self.folder, keep_texts)
+
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.folder.glob(f"*{SUFFIX}")) if self.folder.is_dir() else 0
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def prune_states(folder: Path, keep_texts: set[str]) -> int:
+    """Delete saved states whose block text is none of `keep_texts` (chunks an index update removed or changed).
+
+    States of unchanged chunks stay: a state is keyed by the exact tokens it was computed from, so it
+    remains exact in any index that holds the same chunk. Needs no model: headers name their text's hash.
+    """
+    if not folder.is_dir():
+        return 0
+    keep = {text_hash(t) for t in keep_texts}
+    removed = 0
+    for path in folder.glob(f"*{SUFFIX}"):
+        try:
+            with path.open("rb") as f:
+                header = json.loads(f.readline())
+        except (OSError, ValueError):
+            header = None
+        if not isinstance(header, dict) or header.get("text_sha256") not in keep:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
