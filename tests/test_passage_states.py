@@ -175,3 +175,43 @@ def test_index_update_drops_states_of_changed_chunks_and_keeps_the_rest(fake_set
     assert 0 < len(kept) < len(blocks)  # some chunks changed, others did not
     assert len(list(store.folder.glob("*.kvstate"))) == len(kept)
     assert all(store.get(store.key([0], [i])) is not None for i, text in enumerate(blocks) if text in now)
+
+
+# ---- prompt-lookup decoding
+class _Bytes:
+    """detokenize for token ids that are byte values (enough for stream_text)."""
+
+    @staticmethod
+    def detokenize(tokens):
+        return bytes(tokens)
+
+
+def test_stream_text_waits_for_whole_characters_and_stops_before_a_stop_string():
+    from rag.generation.lookup_decoding import stream_text
+
+    tokens = list("née [1]<|im_end|>tail".encode("utf-8"))
+    pieces = list(stream_text(_Bytes(), iter(tokens), ["<|im_end|>"]))
+    assert "".join(pieces) == "née [1]"
+    assert all("\ufffd" not in p for p in pieces)
+
+
+def test_lookup_drafts_come_from_the_prompt_only():
+    from rag.generation.lookup_decoding import find_draft
+
+    prompt = [10, 11, 12, 13, 14, 15]
+    assert find_draft(prompt + [12, 13], len(prompt), 2) == [14, 15]
+    assert find_draft(prompt + [99], len(prompt), 4) == []  # a token the prompt never had: nothing to guess
+
+
+@pytest.mark.models
+def test_lookup_decoding_gives_the_greedy_answer(tiny):
+    """Drafted and checked in batches, the answer is the one plain greedy decoding gives."""
+    from rag.generation.lookup_decoding import LookupDecoder
+
+    parts = build_blocks("Who finished the bridge over the Vltava?", whole_chunks(_hits(*PASSAGES)))
+    tokens = tiny.block_prefill(parts.system).prefill(parts)
+    decoder = LookupDecoder(tiny.llm)
+    drafted = list(decoder.generate(tokens, 24))
+    assert decoder.drafted > 0  # the answer copies the passage, so there was something to draft
+    plain = _greedy(tiny.llm, tokens, n=len(drafted) + 1)
+    assert drafted == [t for t in plain if t != tiny.llm.token_eos()][: len(drafted)]

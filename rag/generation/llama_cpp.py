@@ -25,7 +25,7 @@ class LlamaCppGenerator(Generator):
     name = "llama_cpp"
 
     def __init__(self, ref: ModelRef, n_ctx: int = 4096, n_threads: int = 0, state_dir: Path | None = None,
-                 state_memory_mb: float = 256, state_disk_mb: float = 4096):
+                 state_memory_mb: float = 256, state_disk_mb: float = 4096, lookup_decoding: bool = True):
         """`state_dir`: where passage states are kept (None: passage states off, every prompt prefilled whole)."""
         self.ref = ref
         self.model_name = ref.spec
@@ -33,6 +33,8 @@ class LlamaCppGenerator(Generator):
         self.n_threads = n_threads or os.cpu_count() or 2
         self.state_dir = state_dir
         self.state_caps = (state_memory_mb, state_disk_mb)
+        self.lookup_decoding = lookup_decoding  # greedy answers drafted from the prompt (lookup_decoding.py)
+        self.decoder = None  # the last LookupDecoder, for its draft counts
         self._llm = None
         self._prefill = None
 
@@ -150,6 +152,12 @@ class LlamaCppGenerator(Generator):
         if prefill is None:
             return None
         tokens = prefill.prefill(blocks)
+        if self.lookup_decoding and sampling["temperature"] == 0:
+            from .lookup_decoding import LookupDecoder, stream_text
+
+            self.decoder = LookupDecoder(self.llm)
+            pieces = stream_text(self.llm, self.decoder.generate(tokens, sampling["max_tokens"]), prefill.frame.stop)
+            return ({"choices": [{"delta": {"content": p}}]} for p in pieces)
         completion = self.llm.create_completion(prompt=tokens, stop=list(prefill.frame.stop) or None, **sampling)
         return ({"choices": [{"delta": {"content": c["choices"][0]["text"]}}]} for c in completion)
 
