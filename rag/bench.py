@@ -201,13 +201,15 @@ def _bench_states(pipeline) -> dict:
 
 
 def _raw_engine(pipeline, question: str) -> dict:
-    """The engine alone on the prompt our pipeline built for `question` (same length, same cache state)."""
+    """The engine alone on the prompt our pipeline built for `question`: prefilled whole (no passage
+    states) and decoded plainly (no prompt lookup), the same cache state otherwise."""
     from .generation import Grounding, Usage
 
     messages, passages, blocks = pipeline.prompt_for(question)
     usage, t0, first = Usage(), time.perf_counter(), None
     grounding = Grounding(question, tuple(p.text for p in passages), blocks)
-    for _ in pipeline.generator.stream(messages, pipeline.settings.max_new_tokens, 0.0, usage, grounding=grounding):
+    engine = pipeline.generator.without_passage_states()
+    for _ in engine.stream(messages, pipeline.settings.max_new_tokens, 0.0, usage, grounding=grounding):
         if first is None:
             first = time.perf_counter()
     end = time.perf_counter()

@@ -299,8 +299,9 @@ class Pipeline:
         retriever = self._retriever()
         index = retriever.index
         queries = [query] if query == question else [question, query]
-        hits = retriever.search_many(queries, k or self.settings.top_k)
-        if self.generator.reuses_passage_states:  # whole chunks: their states are computed once, not per question
+        whole = self.generator.reuses_passage_states  # whole chunks: their states are computed once, not per question
+        hits = retriever.search_many(queries, k or (self.settings.passage_states_k if whole else self.settings.top_k))
+        if whole:
             passages = whole_chunks(hits)
         else:
             passages = select_passages(hits, question, index.bm25.idf_of, self.settings.passage_chars, context=query)

@@ -80,9 +80,17 @@ class Settings:
     # <index_dir>/states, and place the saved states of the retrieved chunks behind the prompt head, so
     # only the question's own tokens are computed before the first word. The model then reads whole
     # chunks, passages first (prompts/answer_blocks.txt). Off: sentence windows, prefilled per question.
+    # Measured 2026-11-29 on Super Bowl (--limit 150 --seed 0): 2 whole chunks from states, correct 0.407,
+    # ttft p50 1.23 s; 4 sentence windows prefilled (off), 0.393; 4 whole chunks from states, 0.273 (saved
+    # states do not attend to one another, and the 1.5B model mixes up facts across 4 such blocks).
     passage_states: bool = True
+    passage_states_k: int = 2  # whole chunks given to the model when passage states are on (top_k when off)
     passage_states_memory_mb: float = 256  # least recently used states leave memory past this
-    passage_states_disk_mb: float = 4096  # ... and the disk (about 8 MB per 1,200-character chunk)
+    passage_states_disk_mb: float = 4096  # ... and the disk (about 6-8 MB per 1,200-character chunk)
+    # Prompt-lookup drafts for greedy answers from passage states (rag/generation/lookup_decoding.py).
+    # Measured slower on this 2-core CPU (21.5 tokens/s plain; 16.6 / 14.1 / 9.1 with drafts of 2 / 4 / 8):
+    # checking drafts costs arithmetic, which this CPU lacks. Off.
+    lookup_decoding: bool = False
     max_new_tokens: int = 160
     temperature: float = 0.0
     # Abstain without asking the model when the best chunk is this weak (cosine, keyword overlap).

@@ -25,7 +25,7 @@ class LlamaCppGenerator(Generator):
     name = "llama_cpp"
 
     def __init__(self, ref: ModelRef, n_ctx: int = 4096, n_threads: int = 0, state_dir: Path | None = None,
-                 state_memory_mb: float = 256, state_disk_mb: float = 4096, lookup_decoding: bool = True):
+                 state_memory_mb: float = 256, state_disk_mb: float = 4096, lookup_decoding: bool = False):
         """`state_dir`: where passage states are kept (None: passage states off, every prompt prefilled whole)."""
         self.ref = ref
         self.model_name = ref.spec

@@ -23,8 +23,8 @@ NGRAM_MAX, NGRAM_MIN = 3, 1
 def find_draft(history: Sequence[int], prompt_len: int, max_draft: int) -> list[int]:
     """The tokens that followed the latest earlier occurrence, in the prompt, of the history's last n-gram.
 
-    >>> find_draft([5, 6, 7, 8, 9, 6, 7], prompt_len=5, max_draft=3)
-    [8, 9, 6]
+    >>> find_draft([5, 6, 7, 8, 9, 6, 7], prompt_len=5, max_draft=3)  # what followed "6 7" in the prompt
+    [8, 9]
     >>> find_draft([1, 2, 3, 4], prompt_len=4, max_draft=3)
     []
     """
