@@ -75,7 +75,8 @@ class BlockPrefill:
         segments: list[tuple[str, list[int]]] = []
         for marker, block in zip(parts.markers, parts.blocks):
             segments += [("fresh", self.tokens(marker)), ("block", self.tokens(block))]
-        tail = self.llm.tokenize((parts.tail + self.frame.after_user).encode("utf-8"), add_bos=False, special=True)
+        # The question is user text: its "<|im_start|>" stays text (special=False); the template's is a token.
+        tail = self.tokens(parts.tail) + self.llm.tokenize(self.frame.after_user.encode("utf-8"), add_bos=False, special=True)
         segments.append(("fresh", tail))
         return head, segments
 
