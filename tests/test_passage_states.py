@@ -230,3 +230,25 @@ def test_question_text_cannot_forge_chat_tokens(tiny):
     assert tail[-len(template_end):] == template_end
     user_tokens = [t for _, toks in segments[:-1] for t in toks] + tail[: -len(template_end)]
     assert special and not special & set(user_tokens)
+
+
+@pytest.mark.models
+def test_q8_cache_halves_a_state_and_never_shares_f16_states(tiny, tmp_path):
+    from rag.errors import ModelError
+    from rag.generation.llama_cpp import LlamaCppGenerator
+
+    with pytest.raises(ModelError, match="kv_cache_type"):
+        LlamaCppGenerator(tiny.ref, kv_cache_type="q2")
+    q8 = LlamaCppGenerator(tiny.ref, n_ctx=2048, state_dir=tiny.state_dir, kv_cache_type="q8_0")
+    parts = build_blocks("Who finished the bridge?", whole_chunks(_hits(PASSAGES[0])))
+    f16_state = tiny.block_prefill(parts.system)
+    q8_state = q8.block_prefill(parts.system)
+    assert f16_state.store.identity != q8_state.store.identity  # one folder, two key spaces
+    head, segments = q8_state.prompt_tokens(parts)
+    key_f16 = f16_state.store.key(head + f16_state.tokens("[1]\n"), segments[1][1])
+    key_q8 = q8_state.store.key(head + q8_state.tokens("[1]\n"), segments[1][1])
+    q8_state.prefill(parts)
+    f16_state.prefill(parts)
+    small, large = q8_state.store.get(key_q8), f16_state.store.get(key_f16)
+    assert small is not None and large is not None
+    assert len(small.data) < 0.6 * len(large.data)

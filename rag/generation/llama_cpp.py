@@ -25,7 +25,8 @@ class LlamaCppGenerator(Generator):
     name = "llama_cpp"
 
     def __init__(self, ref: ModelRef, n_ctx: int = 4096, n_threads: int = 0, state_dir: Path | None = None,
-                 state_memory_mb: float = 256, state_disk_mb: float = 4096, lookup_decoding: bool = False):
+                 state_memory_mb: float = 256, state_disk_mb: float = 4096, lookup_decoding: bool = False,
+                 kv_cache_type: str = "f16"):
         """`state_dir`: where passage states are kept (None: passage states off, every prompt prefilled whole)."""
         self.ref = ref
         self.model_name = ref.spec
@@ -34,6 +35,9 @@ class LlamaCppGenerator(Generator):
         self.state_dir = state_dir
         self.state_caps = (state_memory_mb, state_disk_mb)
         self.lookup_decoding = lookup_decoding  # greedy answers drafted from the prompt (lookup_decoding.py)
+        if kv_cache_type not in _KV_TYPES:
+            raise ModelError(f"kv_cache_type must be one of {', '.join(_KV_TYPES)}, not {kv_cache_type!r}")
+        self.kv_cache_type = kv_cache_type
         self.decoder = None  # the last LookupDecoder, for its draft counts
         self._llm = None
         self._prefill = None
@@ -57,7 +61,8 @@ class LlamaCppGenerator(Generator):
         except ImportError:
             raise ModelError("llama-cpp-python is not installed: pip install -r requirements.txt") from None
         try:
-            llm = Llama(model_path=str(path), n_ctx=self.context_window, n_threads=self.n_threads, verbose=False)
+            llm = Llama(model_path=str(path), n_ctx=self.context_window, n_threads=self.n_threads, verbose=False,
+                        **_KV_TYPES[self.kv_cache_type])
             if self.state_dir is not None:
                 _add_scratch_sequence(llm)
         except (ValueError, RuntimeError) as e:
@@ -108,7 +113,7 @@ class LlamaCppGenerator(Generator):
         from ..fileio import sha256_file
 
         sha = self.ref.sha256 or sha256_file(self._model_path)
-        return f"{sha}|llama_cpp-{llama_cpp.__version__}|kv-f16"
+        return f"{sha}|llama_cpp-{llama_cpp.__version__}|kv-{self.kv_cache_type}"
 
     def precompute_states(self, system: str, head: str, blocks: Sequence[str]) -> int:
         """Compute and save the states of `blocks` now (indexing time) instead of on first use."""
@@ -197,6 +202,11 @@ class LlamaCppGenerator(Generator):
         messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": "Hello"}]
         for _ in self.stream(messages, max_tokens=1):
             pass
+
+
+# The KV cache's number format: q8_0 halves a saved passage state (llama.cpp needs flash attention to
+# quantize the V cache). GGML_TYPE_Q8_0 = 8.
+_KV_TYPES = {"f16": {}, "q8_0": {"type_k": 8, "type_v": 8, "flash_attn": True}}
 
 
 def _add_scratch_sequence(llm) -> None:
