@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="answer a question with citations", description="Answer with a local model, citing the passages used.")
     p.add_argument("question", nargs="?", help="the question")
-    p.add_argument("--k", type=int, help="number of passages (default: 4)")
+    p.add_argument("--k", type=int, help="number of passages (default: 2 whole chunks with passage states, else 4 sentence windows)")
     p.add_argument("--max-new-tokens", type=int, help="answer length limit in tokens (default: 160)")
     p.add_argument("--json", action="store_true", help="print the answer object as JSON")
     p.add_argument("--questions", type=Path, help="JSONL file of {id, question}; one JSON answer per line, in order")

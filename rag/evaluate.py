@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     p.add_argument("--json", dest="json_out", type=Path, help="write the summary and per-question records here")
     p.add_argument("--retrieval-only", action="store_true", help="skip generation (fast)")
-    p.add_argument("--k", type=int, help="passages given to the model (default: 4)")
+    p.add_argument("--k", type=int, help="passages given to the model (default: 2 whole chunks with passage states, else 4 sentence windows)")
     p.add_argument("--oracle", action="store_true", help="the reader alone: answer each answerable question of the sample "
                    "from its gold source documents whole, no retrieval (unanswerable questions are skipped)")
     p.add_argument("--reply-cache", type=Path, help="record the model's replies here and replay them for prompts seen "
