@@ -28,7 +28,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides = {
         "docs_dir": getattr(args, "docs", None), "index_dir": getattr(args, "index", None),
         "embedder": getattr(args, "embedder", None), "generator": getattr(args, "generator", None),
-        "engine": getattr(args, "engine", None), "top_k": getattr(args, "k", None),
+        # --k is the number of passages in either prompt: windows (top_k) or whole chunks from states
+        "engine": getattr(args, "engine", None), "top_k": getattr(args, "k", None), "passage_states_k": getattr(args, "k", None),
         "max_new_tokens": getattr(args, "max_new_tokens", None),
         "store": getattr(args, "store", None), "milvus_uri": getattr(args, "milvus_uri", None),
     }

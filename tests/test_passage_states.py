@@ -252,3 +252,12 @@ def test_q8_cache_halves_a_state_and_never_shares_f16_states(tiny, tmp_path):
     small, large = q8_state.store.get(key_q8), f16_state.store.get(key_f16)
     assert small is not None and large is not None
     assert len(small.data) < 0.6 * len(large.data)
+
+
+def test_k_flag_sets_the_passages_of_either_prompt():
+    import argparse
+
+    from rag.options import settings_from_args
+
+    s = settings_from_args(argparse.Namespace(k=3))
+    assert s.top_k == 3 and s.passage_states_k == 3
