@@ -261,3 +261,17 @@ def test_k_flag_sets_the_passages_of_either_prompt():
 
     s = settings_from_args(argparse.Namespace(k=3))
     assert s.top_k == 3 and s.passage_states_k == 3
+
+
+@pytest.mark.models
+def test_a_state_llama_cpp_refuses_falls_back_to_a_whole_prefill(tiny):
+    """A state file that passes its checksum but that llama.cpp cannot load costs speed, never the answer."""
+    from rag.generation import Grounding
+
+    parts = build_blocks("What was carried to Dresden?", whole_chunks(_hits("Coal went by rail to Prague only.")))
+    prefill = tiny.block_prefill(parts.system)
+    head, segments = prefill.prompt_tokens(parts)
+    key = prefill.store.key(head + prefill.tokens("[1]\n"), segments[1][1])
+    prefill.store.put(key, BlockState(tuple(segments[1][1]), len(head) + 2, b"not a llama.cpp state"), parts.blocks[0])
+    reply = "".join(tiny.stream(parts.messages(), max_tokens=16, grounding=Grounding(parts.tail, ("x",), parts)))
+    assert reply.strip()

@@ -161,6 +161,9 @@ class BlockPrefill:
         if keep < len(tokens):
             self.llm.eval(tokens[keep:])
 
+    def discard_scratch(self) -> None:
+        self.C.llama_memory_seq_rm(self.mem, SCRATCH, -1, -1)
+
     def _splice(self, state: BlockState) -> None:
         """Load a saved block state into the scratch sequence, shift it to the end of sequence 0, copy it in."""
         C, llm = self.C, self.llm

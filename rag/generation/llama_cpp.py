@@ -156,7 +156,12 @@ class LlamaCppGenerator(Generator):
         prefill = self.block_prefill(blocks.system)
         if prefill is None:
             return None
-        tokens = prefill.prefill(blocks)
+        try:
+            tokens = prefill.prefill(blocks)
+        except GenerationError as e:  # a state llama.cpp will not take: answer anyway, from a whole prefill
+            log.warning("passage states not used (%s): the prompt is prefilled whole", e)
+            prefill.discard_scratch()
+            return None
         if self.lookup_decoding and sampling["temperature"] == 0:
             from .lookup_decoding import LookupDecoder, stream_text
 
