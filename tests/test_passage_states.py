@@ -275,3 +275,17 @@ def test_a_state_llama_cpp_refuses_falls_back_to_a_whole_prefill(tiny):
     prefill.store.put(key, BlockState(tuple(segments[1][1]), len(head) + 2, b"not a llama.cpp state"), parts.blocks[0])
     reply = "".join(tiny.stream(parts.messages(), max_tokens=16, grounding=Grounding(parts.tail, ("x",), parts)))
     assert reply.strip()
+
+
+def test_reply_cache_passes_passage_states_through_and_keys_them_apart(tmp_path):
+    """eval --reply-cache must not turn passage states off, nor replay a whole-prefill reply for them."""
+    from rag.generation.echo import EchoGenerator
+    from rag.generation.replay import ReplayCache
+
+    class StatesEcho(EchoGenerator):
+        reuses_passage_states = True
+
+    plain, states = ReplayCache(EchoGenerator(), tmp_path / "a.jsonl"), ReplayCache(StatesEcho(), tmp_path / "b.jsonl")
+    assert states.reuses_passage_states and not plain.reuses_passage_states
+    messages = [{"role": "user", "content": "q"}]
+    assert plain.key(messages, 160) != states.key(messages, 160)

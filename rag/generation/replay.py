@@ -57,7 +57,9 @@ class ReplayCache(Generator):
         return replies
 
     def key(self, messages: list[dict], max_tokens: int) -> str:
-        blob = json.dumps([self.inner.model_name, max_tokens, messages], ensure_ascii=False, sort_keys=True)
+        # A reply from saved passage states can differ from one prefilled whole: not the same entry.
+        states = ["passage-states"] if self.inner.reuses_passage_states else []
+        blob = json.dumps([self.inner.model_name, max_tokens, messages] + states, ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def stream(self, messages, max_tokens=160, temperature=0.0, usage: Usage | None = None, stop_event=None,
@@ -96,6 +98,13 @@ class ReplayCache(Generator):
 
     def count_tokens(self, messages: list[dict]) -> int:
         return self.inner.count_tokens(messages)
+
+    @property
+    def reuses_passage_states(self) -> bool:
+        return self.inner.reuses_passage_states
+
+    def without_passage_states(self) -> Generator:
+        return self.inner.without_passage_states()
 
     def warm_up(self, system_prompt: str = "") -> None:
         self.inner.warm_up(system_prompt)
