@@ -193,10 +193,8 @@ def _bench_states(pipeline) -> dict:
     t0 = time.perf_counter()
     computed = pipeline.precompute_states()
     build_s = time.perf_counter() - t0
-    store = pipeline.generator.state_store
-    files = len(list(store.folder.glob("*.kvstate")))
     return {"cache_build_s": build_s, "cache_states_computed": computed,
-            "cache_mb_per_chunk": store.disk_bytes() / max(files, 1) / 1e6,
+            "cache_mb_per_chunk": pipeline.generator.state_store.mean_state_mb(),
             "cache_build_s_per_chunk": build_s / max(computed, 1)}
 
 

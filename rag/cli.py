@@ -108,9 +108,8 @@ def _print_states(pipeline) -> None:
     computed = pipeline.precompute_states()
     store = pipeline.generator.state_store
     n = len(pipeline.index.chunks)
-    per_chunk = store.disk_bytes() / max(len(list(store.folder.glob("*.kvstate"))), 1) / 1e6
     print(f"passage states: {computed} computed, {n - computed} already saved, in {time.perf_counter() - t0:.1f}s; "
-          f"{per_chunk:.1f} MB per chunk on disk in {store.folder}")
+          f"{store.mean_state_mb():.1f} MB per chunk on disk in {store.folder}")
 
 
 def _emit(obj: dict) -> None:

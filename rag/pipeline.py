@@ -222,12 +222,7 @@ class Pipeline:
     # ---- answering
     def ask(self, question: str, history: Sequence[tuple[str, str]] = (), qid: str | None = None, **options) -> Answer:
         """Answer one question. Example: `pipeline.ask("What did the UK fund?").answer`."""
-        answer = None
-        for event in self.ask_stream(question, history, qid, **options):
-            if isinstance(event, Done):
-                answer = event.answer
-        assert answer is not None
-        return answer
+        return _final(self.ask_stream(question, history, qid, **options))
 
     def ask_stream(
         self, question: str, history: Sequence[tuple[str, str]] = (), qid: str | None = None,
@@ -261,12 +256,7 @@ class Pipeline:
         t0 = time.perf_counter()
         question = self.check_question(question)
         passages = [replace(p, number=i) for i, p in enumerate(passages, start=1)]
-        answer = None
-        for event in self._read(question, passages, [], question, qid, self.index.bm25.idf_of, t0, 0.0, max_new_tokens, None):
-            if isinstance(event, Done):
-                answer = event.answer
-        assert answer is not None
-        return answer
+        return _final(self._read(question, passages, [], question, qid, self.index.bm25.idf_of, t0, 0.0, max_new_tokens, None))
 
     def _read(self, question: str, passages: Sequence[Passage], history: list, query: str, qid: str | None,
               idf, t0: float, retrieve_ms: float, max_new_tokens: int | None, stop_event) -> Iterator[Token | Done]:
@@ -340,6 +330,16 @@ class Pipeline:
                     f"the question does not fit in the model's context window ({window} tokens, {reserved} kept "
                     "for the answer): ask a shorter question, lower max_new_tokens or raise context_window"
                 )
+
+
+def _final(events: Iterator[Retrieved | Token | Done]) -> Answer:
+    """The answer of the Done event that ends a stream."""
+    answer = None
+    for event in events:
+        if isinstance(event, Done):
+            answer = event.answer
+    assert answer is not None
+    return answer
 
 
 def clean_question(question: str, max_chars: int) -> str:

@@ -177,7 +177,3 @@ def block_texts(chunk_texts: Sequence[str]) -> tuple[str, tuple[str, ...]]:
     """The fixed head and the blocks for these chunk texts, as `build_blocks` makes them (for precomputing)."""
     return build_blocks("", []).head, tuple(_quoted(t) for t in chunk_texts)
 
-
-def build_block_messages(question: str, passages: Sequence[Passage], history: Sequence[tuple[str, str]] = ()) -> list[dict]:
-    """`build_blocks(...).messages()`: the same prompt for engines that take it whole."""
-    return build_blocks(question, passages, history).messages()

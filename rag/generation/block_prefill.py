@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -34,6 +33,7 @@ _CUT = "\x00user\x00"
 class ChatFrame:
     """The chat template's text around the user message (after a given system prompt), and its stops."""
 
+    system: str
     before_user: str
     after_user: str
     stop: tuple[str, ...]
@@ -53,7 +53,7 @@ def chat_frame(llm, system: str) -> ChatFrame | None:
         return None
     before, after = rendered.prompt.split(_CUT)
     stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
-    return ChatFrame(before, after, tuple(stop))
+    return ChatFrame(system, before, after, tuple(stop))
 
 
 class BlockPrefill:
@@ -65,6 +65,7 @@ class BlockPrefill:
         self.llm, self.store, self.frame, self.C = llm, store, frame, C
         self.ctx = llm._ctx.ctx
         self.mem = C.llama_get_memory(self.ctx)
+        self.marker_one = self.tokens("[1]\n")  # every state is computed behind passage number [1]
 
     def tokens(self, text: str, first: bool = False) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=first, special=first)
@@ -83,29 +84,26 @@ class BlockPrefill:
     def prefill(self, parts) -> list[int]:
         """Fill the cache with everything but the tail; return the whole prompt's tokens."""
         head, segments = self.prompt_tokens(parts)
-        marker_one = self.tokens("[1]\n")
         block_tokens = [toks for kind, toks in segments if kind == "block"]
-        states = [self._state(head, marker_one, toks, text) for toks, text in zip(block_tokens, parts.blocks)]
+        states = [self._state(head, toks, text) for toks, text in zip(block_tokens, parts.blocks)]
         self._assemble(head, segments, states)
         return head + [t for _, toks in segments for t in toks]
 
     def precompute(self, head_text: str, blocks: Sequence[str]) -> int:
         """Compute and save the states of `blocks` that are not saved yet; return how many were computed."""
         head = self.tokens(self.frame.before_user + head_text, first=True)
-        marker_one, before = self.tokens("[1]\n"), self.store.stats.computed
+        before = self.store.stats.computed
         for block in blocks:
-            self._state(head, marker_one, self.tokens(block), block)
+            self._state(head, self.tokens(block), block)
         return self.store.stats.computed - before
 
     # ---- building a state
-    def _state(self, head: list[int], marker: list[int], block: list[int], text: str) -> BlockState:
-        key = self.store.key(head + marker, block)
+    def _state(self, head: list[int], block: list[int], text: str) -> BlockState:
+        key = self.store.key(head + self.marker_one, block)
         state = self.store.get(key)
         if state is None:
-            t0 = time.perf_counter()
-            state = self._compute(head, marker, block)
+            state = self._compute(head, self.marker_one, block)
             self.store.stats.computed += 1
-            self.store.stats.compute_s += time.perf_counter() - t0
             self.store.put(key, state, text)
         return state
 
@@ -146,12 +144,8 @@ class BlockPrefill:
                 block_no += 1
 
     def _common_prefix(self, target: list[int]) -> int:
-        n = 0
-        for a, b in zip(self.llm.input_ids[: self.llm.n_tokens], target):
-            if a != b:
-                break
-            n += 1
-        return n
+        """How many of `target`'s first tokens the cache holds already."""
+        return self.llm.longest_token_prefix(self.llm.input_ids[: self.llm.n_tokens], target)
 
     def _keep_prefix(self, tokens: list[int]) -> None:
         """Make sequence 0 hold exactly `tokens`, evaluating only what is not cached already."""

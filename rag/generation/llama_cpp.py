@@ -38,7 +38,6 @@ class LlamaCppGenerator(Generator):
         if kv_cache_type not in _KV_TYPES:
             raise ModelError(f"kv_cache_type must be one of {', '.join(_KV_TYPES)}, not {kv_cache_type!r}")
         self.kv_cache_type = kv_cache_type
-        self.decoder = None  # the last LookupDecoder, for its draft counts
         self._llm = None
         self._prefill = None
 
@@ -81,7 +80,7 @@ class LlamaCppGenerator(Generator):
         if self.state_dir is None:
             return None
         llm = self.llm
-        if self._prefill is None or self._prefill.system != system:
+        if self._prefill is None or self._prefill.frame.system != system:
             from .block_prefill import BlockPrefill, chat_frame
             from .state_store import StateStore
 
@@ -92,7 +91,6 @@ class LlamaCppGenerator(Generator):
                 return None
             store = StateStore(self.state_dir, self._state_identity(), *self.state_caps)
             self._prefill = BlockPrefill(llm, store, frame)
-            self._prefill.system = system
         return self._prefill
 
     @property
@@ -165,8 +163,7 @@ class LlamaCppGenerator(Generator):
         if self.lookup_decoding and sampling["temperature"] == 0:
             from .lookup_decoding import LookupDecoder, stream_text
 
-            self.decoder = LookupDecoder(self.llm)
-            pieces = stream_text(self.llm, self.decoder.generate(tokens, sampling["max_tokens"]), prefill.frame.stop)
+            pieces = stream_text(self.llm, LookupDecoder(self.llm).generate(tokens, sampling["max_tokens"]), prefill.frame.stop)
             return ({"choices": [{"delta": {"content": p}}]} for p in pieces)
         completion = self.llm.create_completion(prompt=tokens, stop=list(prefill.frame.stop) or None, **sampling)
         return ({"choices": [{"delta": {"content": c["choices"][0]["text"]}}]} for c in completion)

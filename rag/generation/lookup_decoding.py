@@ -54,7 +54,7 @@ class LookupDecoder:
     def generate(self, prompt: list[int], max_tokens: int) -> Iterator[int]:
         """Yield the greedy continuation of `prompt` token by token (end-of-generation token not yielded)."""
         llm = self.llm
-        cached = _common_prefix(llm.input_ids[: llm.n_tokens], prompt)
+        cached = llm.longest_token_prefix(llm.input_ids[: llm.n_tokens], prompt)
         cached = min(cached, len(prompt) - 1)  # the last prompt token is always evaluated: its logits are needed
         self.C.llama_memory_seq_rm(llm._ctx.memory, 0, cached, -1)
         llm.n_tokens = cached
@@ -105,15 +105,6 @@ class LookupDecoder:
     def _drop_after(self, n: int) -> None:
         self.C.llama_memory_seq_rm(self.llm._ctx.memory, 0, n, -1)
         self.llm.n_tokens = n
-
-
-def _common_prefix(a, b) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def stream_text(llm, tokens: Iterator[int], stops: Sequence[str] = ()) -> Iterator[str]:

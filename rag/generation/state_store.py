@@ -48,13 +48,6 @@ class StoreStats:
     hits: int = 0
     misses: int = 0
     computed: int = 0
-    compute_s: float = 0.0
-    bytes_written: int = 0
-
-    @property
-    def hit_rate(self) -> float | None:
-        asked = self.hits + self.misses
-        return self.hits / asked if asked else None
 
 
 class StateStore:
@@ -118,7 +111,6 @@ class StateStore:
             f.write(json.dumps(header).encode() + b"\n")
             f.write(state.data)
         os.replace(tmp, self._path(key))
-        self.stats.bytes_written += len(state.data)
         self._trim_disk()
 
     def _read(self, key: str) -> BlockState | None:
@@ -156,12 +148,10 @@ class StateStore:
             total -= path.stat().st_size
             path.unlink(missing_ok=True)
 
-    def prune(self, keep_texts: set[str]) -> int:
-        """Delete the states of blocks whose text is not in `keep_texts` (after an index update); return how many."""
-        return prune_states(self.folder, keep_texts)
-
-    def disk_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.folder.glob(f"*{SUFFIX}")) if self.folder.is_dir() else 0
+    def mean_state_mb(self) -> float:
+        """Average size of a saved state on disk, in MB (0 when none is saved)."""
+        files = list(self.folder.glob(f"*{SUFFIX}")) if self.folder.is_dir() else []
+        return sum(p.stat().st_size for p in files) / len(files) / 1e6 if files else 0.0
 
 
 def text_hash(text: str) -> str:
