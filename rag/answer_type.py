@@ -87,3 +87,19 @@ def problem(question: str, answer: str, nlp_model: str = nlp_loader.PACKAGED) ->
         if kind == "where" and not fits:  # NER misses small places ("at Fußach" tagged a person): trust the preposition
             fits = any(t.pos_ == "PROPN" and t.head.lower_ in _LOCATIVE and t.ent_type_ not in _NOT_PLACES for t in new)
     return "" if fits else f"the question asks {kind.replace('_', ' ')}, and the answer names no {NAMES[kind]}"
+
+
+def fitting_entities(question: str, answer: str, nlp_model: str = nlp_loader.PACKAGED) -> list[str]:
+    """The entities of the answer that have the type the question asks for and that the question did
+    not give ("Who was the MVP?" -> "Cam Newton" of "Cam Newton was named the MVP"), in order; empty
+    when the question's type is not one of ours or none fits.
+
+    >>> fitting_entities("When did Super Bowl City open?", "Super Bowl City opened on January 30 at Justin Herman Plaza.")
+    ['January 30']
+    """
+    kind = expected(question)
+    if kind is None:
+        return []
+    doc = nlp_loader.load(nlp_model)(answer)
+    asked = question.lower()
+    return [e.text for e in doc.ents if e.label_ in ACCEPT[kind] and e.text.lower() not in asked]

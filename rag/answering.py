@@ -41,13 +41,25 @@ def retrieval_evidence(question: str, hits: Sequence[Hit], idf) -> tuple[float, 
     return best_dense, found / total if total else 0.0
 
 
-def short_answer(claim: str, question: str) -> str:
-    """The shortest phrase of the claim that answers: its longest run of words not in the question.
+def short_answer(claim: str, question: str, nlp_model: str | None = None) -> str:
+    """The shortest phrase of the claim that answers.
 
-    Runs are split at content words the question already used; stopwords at the edges are trimmed.
-    For how-many/when questions a run with a number is preferred.
+    With `nlp_model` (spaCy), an entity of the type the question asks for (who -> a person or
+    organisation, when -> a date, ...) that the question did not give, preferring one inside the
+    longest run below; else, and without it, the longest run of words not in the question: runs are
+    split at content words the question already used, stopwords at the edges are trimmed, and for
+    how-many/when questions a run with a number is preferred.
     """
     claim = strip_markers(claim).rstrip(".!?")
+    run = _new_words_run(claim, question)
+    if nlp_model is None or not claim:
+        return run
+    entities = answer_type.fitting_entities(question, claim, nlp_model)
+    return next((e for e in entities if e in run), entities[0] if entities else run)
+
+
+def _new_words_run(claim: str, question: str) -> str:
+    """The longest run of the claim's words that the question did not use (see `short_answer`)."""
     asked = {stem(w) for w in content_words(question)}
     words = _WORD.findall(claim)
     runs: list[list[str]] = [[]]
@@ -106,7 +118,7 @@ def finish(
         raw_answer=raw, unsupported=checked.unsupported, dropped_markers=checked.dropped_markers, model_check=model_yes,
     )
     first = _first_supported_claim(checked.text)
-    short = short_answer(first, question)
+    short = short_answer(first, question, policy.nlp_model)
     reason = _abstain_reason(question, raw, checked, policy, model_yes, passages)
     if not reason and policy.check_type:
         reason = answer_type.problem(question, claim_text(first), policy.nlp_model)

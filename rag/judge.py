@@ -196,7 +196,7 @@ def _vocabulary(doc, s: int, e: int) -> set[str]:
     out: set[str] = set()
     for t in doc:
         if s <= t.idx < e:
-            out |= {t.lower_, stem(t.lower_), t.lemma_.lower()}
+            out |= {t.lower_, stem(t.lower_), t.lemma_.lower(), t.lower_.rstrip(".")}  # "Co." also as "co"
     return out
 
 
@@ -224,10 +224,10 @@ def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, n
         far = [w for w in c.asked_names if not _has(w, near, scope, c) and idf(w) >= TOPIC_IDF]
     lost_nouns = [w for w in c.nouns if w not in found] if th.all_nouns else []
     have = _quantities(doc, s, e)
-    problem = next((p for q in c.numbers if (p := _number_problem(q, have))), "")
+    problem = next((p for q in c.numbers if (p := _number_problem(q, have, span))), "")
     if not problem and c.asked_numbers and scope is not None:
         around = _quantities(_parse(nlp, scope), 0, len(scope))
-        problem = next((p for q in c.asked_numbers if (p := _number_problem(q, around))), "")
+        problem = next((p for q in c.asked_numbers if (p := _number_problem(q, around, scope))), "")
     if problem:
         pass
     elif missing or lost_nouns:
@@ -243,9 +243,11 @@ def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, n
     return Evidence(passage, s, e, support, coverage, restated, problem)
 
 
-def _number_problem(q: Quantity, have: list[Quantity]) -> str:
+def _number_problem(q: Quantity, have: list[Quantity], text: str) -> str:
     same = [h for h in have if h.value == q.value]
     if not same:
+        if q.unit is None and re.search(rf"(?<!\w){re.escape(q.text)}(?!\w)", text, re.I):
+            return ""  # the same words, read as part of a name there ("Xbox One")
         return f"the number {q.text} is not in the cited sentence"
     if q.unit and all(h.unit and h.unit != q.unit for h in same):
         return f"the answer's {q.text} counts {q.unit}, the passage's counts {same[0].unit}"

@@ -14,7 +14,9 @@ import string
 
 # A sentence ends at . ! ? (optionally followed by quotes/brackets) before whitespace, or at a newline.
 _SENT_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+|\n+")
-_ABBREV = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|St|Gen|Lt|Col|No|Vs|vs|etc|e\.g|i\.e|U\.S|U\.K)\.|\b[A-Z]\.)$")
+# Titles and company suffixes ("Tiffany & Co. designed ...") do not end a sentence.
+_ABBREV = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|Mt|Gen|Lt|Col|Capt|Sgt|Gov|Sen|Rep|Jr|Sr|No|Vs|vs|etc|e\.g|i\.e"
+                     r"|U\.S|U\.K|Co|Corp|Inc|Ltd)\.|\b[A-Z]\.)$")
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:

@@ -3,6 +3,7 @@ import pytest
 from rag.answering import finish, short_answer
 from rag.citations import check_answer, find_markers, is_refusal, strip_markers
 from rag.judge import judge
+from rag.nlp import PACKAGED
 from rag.records import Chunk, Hit, Passage, Timings
 
 DOC = (
@@ -89,6 +90,15 @@ def test_refusal_abstains_and_supported_answer_does_not():
 def test_short_answer_is_the_new_information():
     assert short_answer("The Denver Broncos represented the AFC [1].", "Which NFL team represented the AFC?") == "Denver Broncos"
     assert short_answer("It was signed on March 31 [1].", "When was the plan signed?") == "March 31"
+
+
+def test_short_answer_is_the_entity_the_question_asks_for():
+    # without the parse, the longest run of new words; with it, the name or date the question's type asks for
+    claim, question = "Cam Newton was named the league's Most Valuable Player [1].", "Who was the MVP of the league?"
+    assert short_answer(claim, question) == "Cam Newton was named"
+    assert short_answer(claim, question, PACKAGED) == "Cam Newton"
+    claim, question = "Super Bowl City opened on January 30 at Justin Herman Plaza [1].", "When did Super Bowl City open?"
+    assert short_answer(claim, question, PACKAGED) == "January 30"
 
 
 def test_numbers_in_another_form_are_supported_and_other_values_are_not():

@@ -202,3 +202,19 @@ def test_asked_near_decides_where_the_question_names_must_be():
     assert not judge(claim, q, p, thresholds=Thresholds(asked_near="window")).supported
     assert judge(claim, q, p, thresholds=Thresholds(asked_near="chunk")).supported
     assert judge(claim, q, p, thresholds=Thresholds(asked_near="off")).supported
+
+
+def test_a_number_read_as_part_of_a_name_in_the_passage_still_matches():
+    # the tagger reads "One" of "Xbox One" as a number in the answer, as part of a name in the passage
+    p = _one_passage("CBS provided digital streams of the game via CBSSports.com, and the CBS Sports apps on tablets, "
+                     "Windows 10, Xbox One and other digital media players.")
+    q = "On what game console was the CBS Sports app available?"
+    assert judge("It was available on Xbox One.", q, p).supported
+    assert not judge("It was available on Xbox 360.", q, p).supported
+
+
+def test_a_company_suffix_does_not_end_the_sentence():
+    p = _one_passage("The trophy was designed by Tiffany & Co. in New York. The game was played in California.")
+    v = judge("Tiffany & Co. designed the trophy.", "Who designed the trophy?", p)
+    assert v.supported, v.reason
+    assert v.evidence.text.startswith("The trophy was designed by Tiffany & Co. in New York.")
