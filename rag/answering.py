@@ -117,7 +117,7 @@ def finish(
         question=question, passages=tuple(passages), timings=timings, search_query=search_query, id=qid,
         raw_answer=raw, unsupported=checked.unsupported, dropped_markers=checked.dropped_markers, model_check=model_yes,
     )
-    first = _first_supported_claim(checked.text)
+    first = first_supported_claim(checked.text)
     short = short_answer(first, question, policy.nlp_model)
     reason = _abstain_reason(question, raw, checked, policy, model_yes, passages)
     if not reason and policy.check_type:
@@ -157,7 +157,7 @@ def _abstain_reason(question: str, raw: str, checked, policy: Policy, model_yes:
         if len(missing) > policy.max_unmentioned:
             return f"no passage mentions {', '.join(repr(w) for w in missing)} of the question"
     if model_yes is not None and model_yes < policy.min_model_yes:
-        return f"the model itself doubts that the passages state its answer (P(yes) {model_yes:.2f})"
+        return f"the model does not find that the cited passage states this answer (P(yes) {model_yes:.2f})"
     return ""
 
 
@@ -168,7 +168,7 @@ def abstain_early(question: str, passages: Sequence[Passage], timings: Timings, 
     )
 
 
-def _first_supported_claim(text: str) -> str:
+def first_supported_claim(text: str) -> str:
     """The first sentence that carries a citation marker (checked text only has supported ones)."""
     for sentence in re.split(r"(?<=[.!?])\s+", text):
         if re.search(r"\[\d+\]", sentence):

@@ -21,14 +21,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from .answering import Policy, abstain_early, finish, retrieval_evidence
+from .answering import Policy, abstain_early, finish, first_supported_claim, retrieval_evidence
 from .embedding import Embedder, make_embedder
 from .documents import load_file
 from .errors import DocumentError, GenerationError, QuestionError, RagError
 from .generation import Generator, Grounding, Usage, make_generator
 from .terms import content_words
-from .citations import is_refusal
-from .prompting import block_texts, build_blocks, build_messages, load_prompt, render, select_passages, whole_chunks
+from .citations import claim_text
+from .prompting import (block_texts, build_blocks, build_messages, build_verify_blocks, load_prompt,
+                        select_passages, whole_chunks)
 from .records import Answer, Hit, Passage, Timings
 from .retrieval import HybridRetriever
 from .settings import Settings
@@ -274,15 +275,18 @@ class Pipeline:
                 pieces.append(piece)
                 yield Token(piece)
             raw = "".join(pieces)
+            policy = Policy.from_settings(self.settings)
             t_check = time.perf_counter()
-            verdict = self._model_check(messages, raw, question, stop_event)
+            answer = finish(question, raw, passages, Timings(), query, qid, idf, policy)
+            verdict = self._model_check(question, answer, passages, stop_event)
+            if verdict is not None:  # judged again with the model's P(yes): it may abstain now
+                answer = finish(question, raw, passages, Timings(), query, qid, idf, policy, verdict)
             check_s = time.perf_counter() - t_check
         timings = Timings(
             retrieve_ms=retrieve_ms, ttft_s=ttft, total_s=time.perf_counter() - t0,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, check_s=check_s,
         )
-        policy = Policy.from_settings(self.settings)
-        yield Done(finish(question, raw, passages, timings, query, qid, idf, policy, verdict))
+        yield Done(replace(answer, timings=timings))
 
     def _retrieve(self, question: str, query: str, k: int | None):
         """The index searched (one snapshot for the whole answer), its hits, and the passages for the prompt."""
@@ -297,14 +301,27 @@ class Pipeline:
             passages = select_passages(hits, question, index.bm25.idf_of, self.settings.passage_chars, context=query)
         return index, hits, passages
 
-    def _model_check(self, messages: list[dict], raw: str, question: str, stop_event) -> float | None:
-        """The model's own P(Yes) that its reply is stated in the passages (same conversation, one more turn)."""
-        if not self.settings.model_check or not raw.strip() or is_refusal(raw):
+    def _model_check(self, question: str, ruled: Answer, passages: Sequence[Passage], stop_event) -> float | None:
+        """The model's P(Yes) that the passage cited for the answer states it, as an answer to the question.
+
+        Asked of the answer the rules keep (its first sentence) and the one passage it cites, in a prompt
+        of its own (`prompts/verify_blocks.txt`); with passage states that passage's saved state is
+        reused, so only the question, the claim and the instruction are computed.
+        """
+        if not self.settings.model_check or ruled.abstained:
             return None
         if stop_event is not None and stop_event.is_set():
             return None
-        turn = render(load_prompt("verify.txt"), question=question).strip()
-        return self.generator.yes_probability(messages + [{"role": "assistant", "content": raw}, {"role": "user", "content": turn}])
+        cited = next((c for c in ruled.citations if c.supported), None)
+        if cited is None:
+            return None
+        passage = next((p for p in passages if p.hit.chunk.source == cited.source and p.start <= cited.start
+                        and cited.end <= p.end), None)
+        if passage is None:
+            return None
+        blocks = build_verify_blocks(question, claim_text(first_supported_claim(ruled.answer)), passage.text)
+        grounding = Grounding(question, (passage.text,), blocks if self.generator.reuses_passage_states else None)
+        return self.generator.yes_probability(blocks.messages(), grounding)
 
     def _fit_prompt(self, question, passages, history, max_new_tokens):
         """Drop earlier turns, then the weakest passages, then halve the last one until the prompt fits."""

@@ -173,6 +173,21 @@ def build_blocks(question: str, passages: Sequence[Passage], history: Sequence[t
     return PromptBlocks(load_prompt("system.txt").strip(), head, markers, tuple(_quoted(p.text) for p in passages), tail)
 
 
+def build_verify_blocks(question: str, claim: str, passage_text: str) -> PromptBlocks:
+    """Does this passage state this answer to this question? (`prompts/verify_blocks.txt`)
+
+    The same system prompt, head and block as an answer prompt's first passage, so with passage states
+    the passage's saved state is reused and only the question, the claim and the instruction are computed.
+
+    >>> b = build_verify_blocks("Who won?", "Denver won.", "Denver won the game.")
+    >>> b.head == build_blocks("", []).head and b.markers == ("[1]\\n",)
+    True
+    """
+    user = render(load_prompt("verify_blocks.txt"), question=question, claim=claim, passages=_CUT)
+    head, tail = user.strip().split(_CUT)
+    return PromptBlocks(load_prompt("system.txt").strip(), head, ("[1]\n",), (_quoted(passage_text),), tail)
+
+
 def block_texts(chunk_texts: Sequence[str]) -> tuple[str, tuple[str, ...]]:
     """The fixed head and the blocks for these chunk texts, as `build_blocks` makes them (for precomputing)."""
     return build_blocks("", []).head, tuple(_quoted(t) for t in chunk_texts)

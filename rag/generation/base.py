@@ -70,8 +70,11 @@ class Generator(ABC):
     def warm_up(self, system_prompt: str = "") -> None:
         """Load weights (and run `system_prompt` once where that is kept), so the first question is not slower."""
 
-    def yes_probability(self, messages: list[dict]) -> float | None:
+    def yes_probability(self, messages: list[dict], grounding: Grounding | None = None) -> float | None:
         """P("Yes") / (P("Yes") + P("No")) for the first token of the reply to `messages`.
+
+        `grounding.blocks`, when given, is the same prompt cut at its passage (engines that reuse saved
+        passage states compute only the rest).
 
         None when the engine cannot read its next-token distribution (then no model check is made).
         """

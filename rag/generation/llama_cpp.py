@@ -148,6 +148,20 @@ class LlamaCppGenerator(Generator):
 
     def _from_blocks(self, messages, grounding: Grounding | None, sampling: dict):
         """A completion stream over a prompt prefilled from passage states; None when that does not apply."""
+        tokens = self._prefilled_tokens(messages, grounding)
+        if tokens is None:
+            return None
+        stop = self._prefill.frame.stop
+        if self.lookup_decoding and sampling["temperature"] == 0:
+            from .lookup_decoding import LookupDecoder, stream_text
+
+            pieces = stream_text(self.llm, LookupDecoder(self.llm).generate(tokens, sampling["max_tokens"]), stop)
+            return ({"choices": [{"delta": {"content": p}}]} for p in pieces)
+        completion = self.llm.create_completion(prompt=tokens, stop=list(stop) or None, **sampling)
+        return ({"choices": [{"delta": {"content": c["choices"][0]["text"]}}]} for c in completion)
+
+    def _prefilled_tokens(self, messages, grounding: Grounding | None) -> list[int] | None:
+        """Put the prompt but its tail in the cache from passage states; its tokens, or None when that does not apply."""
         blocks = grounding.blocks if grounding is not None else None
         if blocks is None or blocks.messages() != messages:
             return None
@@ -155,24 +169,18 @@ class LlamaCppGenerator(Generator):
         if prefill is None:
             return None
         try:
-            tokens = prefill.prefill(blocks)
+            return prefill.prefill(blocks)
         except GenerationError as e:  # a state llama.cpp will not take: answer anyway, from a whole prefill
             log.warning("passage states not used (%s): the prompt is prefilled whole", e)
             prefill.discard_scratch()
             return None
-        if self.lookup_decoding and sampling["temperature"] == 0:
-            from .lookup_decoding import LookupDecoder, stream_text
 
-            pieces = stream_text(self.llm, LookupDecoder(self.llm).generate(tokens, sampling["max_tokens"]), prefill.frame.stop)
-            return ({"choices": [{"delta": {"content": p}}]} for p in pieces)
-        completion = self.llm.create_completion(prompt=tokens, stop=list(prefill.frame.stop) or None, **sampling)
-        return ({"choices": [{"delta": {"content": c["choices"][0]["text"]}}]} for c in completion)
-
-    def yes_probability(self, messages: list[dict]) -> float | None:
+    def yes_probability(self, messages: list[dict], grounding: Grounding | None = None) -> float | None:
         """Read the next-token logits of the reply (one token, no sampling) and compare Yes with No.
 
-        Called right after `stream` with the same conversation plus one turn, llama.cpp re-uses the
-        KV cache of everything before the new turn: only its few tokens are evaluated.
+        llama.cpp re-uses the KV cache of the longest prefix it holds already, and with passage states
+        (`grounding.blocks`) the passage's saved state: only the question, the claim and the instruction
+        are evaluated.
         """
         from llama_cpp import LogitsProcessorList
 
@@ -183,10 +191,13 @@ class LlamaCppGenerator(Generator):
             seen.append(scores.copy())
             return scores
 
+        one = dict(max_tokens=1, temperature=0.0, top_k=1, logits_processor=LogitsProcessorList([grab]))
         try:
-            llm.create_chat_completion(
-                messages=messages, max_tokens=1, temperature=0.0, top_k=1, logits_processor=LogitsProcessorList([grab]),
-            )
+            tokens = self._prefilled_tokens(messages, grounding)
+            if tokens is not None:
+                llm.create_completion(prompt=tokens, **one)
+            else:
+                llm.create_chat_completion(messages=messages, **one)
         except ValueError as e:
             raise GenerationError(f"generation failed: {e}") from None
         if not seen:

@@ -86,11 +86,11 @@ class ReplayCache(Generator):
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
-    def yes_probability(self, messages: list[dict]) -> float | None:
+    def yes_probability(self, messages: list[dict], grounding: Grounding | None = None) -> float | None:
         key = "p:" + self.key(messages, 1)
         row = self._replies.get(key)
         if row is None:
-            row = {"key": key, "p": self.inner.yes_probability(messages)}
+            row = {"key": key, "p": self.inner.yes_probability(messages, grounding)}
             self._replies[key] = row
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")

@@ -158,7 +158,7 @@ class TransformersGenerator(Generator):
             kwargs["temperature"] = temperature
         return kwargs
 
-    def yes_probability(self, messages: list[dict]) -> float | None:
+    def yes_probability(self, messages: list[dict], grounding=None) -> float | None:
         """One forward pass over the conversation; Yes against No in the last position's logits."""
         import torch
 
