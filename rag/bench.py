@@ -185,7 +185,35 @@ def bench_answers(pipeline, tmp: Path, questions: list[str]) -> dict:
         "naive_ttft_s": med(naive, "ttft_s"), "naive_prompt_tokens": med(naive, "prompt_tokens"),
     })
     out["ttft_vs_naive"] = out["ttft_s"] / out["naive_ttft_s"]
+    if pipeline.generator.name == "llama_cpp":
+        out.update(decode_passes(pipeline, questions[0]))
     return out
+
+
+def decode_passes(pipeline, question: str, sizes=(1, 2, 3, 4, 5, 6, 8), repeats: int = 8) -> dict:
+    """What one forward pass over n new tokens costs behind a real prompt, and from that the most any
+    drafting scheme (prompt lookup, a draft model) could gain: a step checking k drafted tokens costs a
+    pass over k + 1 tokens and yields at most k + 1, so the speed-up is at most (k + 1) * pass(1) / pass(k + 1)."""
+    from .generation.lookup_decoding import LookupDecoder
+
+    messages, _, _ = pipeline.prompt_for(question)
+    llm = pipeline.generator.llm
+    prompt = llm.tokenize(messages[-1]["content"].encode("utf-8"))  # a real prompt's length and text
+    decoder = LookupDecoder(llm)
+    decoder._decode(prompt, 1)
+    base = llm.n_tokens
+    pass_ms = {}
+    for n in sizes:
+        times = []
+        for r in range(repeats):
+            t0 = time.perf_counter()
+            decoder._decode(prompt[r : r + n], n)
+            times.append(time.perf_counter() - t0)
+            decoder._drop_after(base)
+        pass_ms[n] = statistics.median(times) * 1000
+    bound = {k: (k + 1) * pass_ms[1] / pass_ms[k + 1] for k in range(1, max(sizes)) if k + 1 in pass_ms}
+    llm.reset()  # the cache no longer holds a prompt of the pipeline's: start clean
+    return {"pass_ms": pass_ms, "draft_speedup_bound": max(bound.values()), "draft_speedup_bound_k": max(bound, key=bound.get)}
 
 
 def _bench_states(pipeline) -> dict:
@@ -325,6 +353,12 @@ def print_table(out: dict) -> None:
         ("generation: ours / raw engine", f"{out.get('gen_tokens_per_s', 0):.1f} / {out.get('raw_gen_tokens_per_s', 0):.1f} tokens/s"),
         ("answer total (median)", f"{out.get('total_s', 0):.2f} s"),
     ]
+    if "pass_ms" in out:
+        rows += [
+            ("one pass over n new tokens", ", ".join(f"{n}: {ms:.0f} ms" for n, ms in out["pass_ms"].items())),
+            ("drafting: most it could gain", f"{out['draft_speedup_bound']:.2f} x (k = {out['draft_speedup_bound_k']} drafted tokens, "
+             "every one accepted, drafts free)"),
+        ]
     if "cache_build_s" in out:
         rows += [
             ("passage states: build (all chunks)", f"{out['cache_build_s']:.1f} s ({out['cache_build_s_per_chunk']:.2f} s per chunk computed, "

@@ -49,3 +49,19 @@ def test_bench_uses_the_seed_questions_for_the_seeds_only(fake_env, capsys, tmp_
     assert not set(figures["bench_questions"]) & set(seed_questions())
     assert figures["bench_questions"] == ["What does the document say about Cats purr?", "What does the document say about Dogs bark?"]
     assert "made from the document titles" in printed and "--questions" in printed
+
+
+@pytest.mark.models
+def test_decode_passes_give_the_drafting_bound_from_measured_passes(fake_settings, model_cache):
+    """The bench's proof that drafting cannot reach a target: pass costs, and the bound computed from them."""
+    from rag.bench import decode_passes
+    from rag.pipeline import Pipeline
+
+    settings = fake_settings.replace(engine="llama_cpp", generator="packaged:smollm2-135m-instruct", cache_dir=model_cache)
+    p = Pipeline.from_settings(settings)
+    out = decode_passes(p, "What did the UK fund?", sizes=(1, 2, 4), repeats=2)
+    assert set(out["pass_ms"]) == {1, 2, 4} and all(ms > 0 for ms in out["pass_ms"].values())
+    k = out["draft_speedup_bound_k"]
+    assert k in (1, 3)
+    assert out["draft_speedup_bound"] == pytest.approx((k + 1) * out["pass_ms"][1] / out["pass_ms"][k + 1])
+    assert p.ask("What did the UK fund?").answer  # the pipeline still answers after the measurement
