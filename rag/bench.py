@@ -165,9 +165,8 @@ def bench_answers(pipeline, tmp: Path, questions: list[str]) -> dict:
     ours, raw, naive = [], [], []
     for q in questions:
         a = pipeline.ask(q)
-        gen_s = a.timings.total_s - (a.timings.ttft_s or 0)
         ours.append({"ttft_s": a.timings.ttft_s, "total_s": a.timings.total_s, "prompt_tokens": a.timings.prompt_tokens,
-                     "tokens_per_s": (a.timings.completion_tokens - 1) / gen_s if gen_s > 0 and a.timings.completion_tokens > 1 else None})
+                     "tokens_per_s": a.timings.tokens_per_s})
         raw.append(_raw_engine(pipeline, q))
     if store is not None:
         hits, misses = store.stats.hits - hits_before[0], store.stats.misses - hits_before[1]
@@ -190,7 +189,7 @@ def bench_answers(pipeline, tmp: Path, questions: list[str]) -> dict:
     return out
 
 
-def decode_passes(pipeline, question: str, sizes=(1, 2, 3, 4, 5, 6, 8), repeats: int = 8) -> dict:
+def decode_passes(pipeline, question: str, sizes=(1, 2, 3, 4, 5, 6, 8), repeats: int = 15, warm: int = 3) -> dict:
     """What one forward pass over n new tokens costs behind a real prompt, and from that the most any
     drafting scheme (prompt lookup, a draft model) could gain: a step checking k drafted tokens costs a
     pass over k + 1 tokens and yields at most k + 1, so the speed-up is at most (k + 1) * pass(1) / pass(k + 1)."""
@@ -202,15 +201,15 @@ def decode_passes(pipeline, question: str, sizes=(1, 2, 3, 4, 5, 6, 8), repeats:
     decoder = LookupDecoder(llm)
     decoder._decode(prompt, 1)
     base = llm.n_tokens
-    pass_ms = {}
-    for n in sizes:
-        times = []
-        for r in range(repeats):
+    times: dict[int, list[float]] = {n: [] for n in sizes}
+    for r in range(warm + repeats):  # sizes interleaved, so a slow moment of the machine hits them all
+        for n in sizes:
             t0 = time.perf_counter()
             decoder._decode(prompt[r : r + n], n)
-            times.append(time.perf_counter() - t0)
+            if r >= warm:
+                times[n].append(time.perf_counter() - t0)
             decoder._drop_after(base)
-        pass_ms[n] = statistics.median(times) * 1000
+    pass_ms = {n: statistics.median(ts) * 1000 for n, ts in times.items()}
     bound = {k: (k + 1) * pass_ms[1] / pass_ms[k + 1] for k in range(1, max(sizes)) if k + 1 in pass_ms}
     llm.reset()  # the cache no longer holds a prompt of the pipeline's: start clean
     return {"pass_ms": pass_ms, "draft_speedup_bound": max(bound.values()), "draft_speedup_bound_k": max(bound, key=bound.get)}

@@ -209,7 +209,6 @@ def score_answer(q: Question, a) -> dict[str, Any]:
     good_citations = [c for c in a.citations if c.supported and c.source in q.sources]
     correct = _correct(q, a)
     t = a.timings
-    gen_s = (t.total_s - t.ttft_s) if t.ttft_s is not None else None
     return {
         "id": q.id, "question": q.question, "answerable": q.answerable, "gold": list(q.answers),
         "answer": a.answer, "short_answer": a.short_answer, "abstained": a.abstained, "abstain_reason": a.abstain_reason,
@@ -222,7 +221,7 @@ def score_answer(q: Question, a) -> dict[str, Any]:
         "raw_answer": a.raw_answer, "model_check": a.model_check, "check_s": t.check_s,
         "retrieve_ms": t.retrieve_ms, "ttft_s": t.ttft_s, "total_s": t.total_s,
         "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
-        "tokens_per_s": (t.completion_tokens - 1) / gen_s if gen_s and t.completion_tokens > 1 else None,
+        "tokens_per_s": t.tokens_per_s,
         "cited_sources": sorted({c.source for c in a.citations}),
         "prompt_passages": [{"source": p.hit.chunk.source, "start": p.start, "end": p.end} for p in prompt_passages(a)],
         **loss_fields(reading(a, q.answers, q.sources, correct) if q.answerable else None),

@@ -106,7 +106,19 @@ class Timings:
     total_s: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    check_s: float = 0.0  # the model's yes/no check of its own answer (0 when not made)
+    check_s: float = 0.0  # checking the reply after it is generated: the rules, and the model check when on
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Generation speed after the first token: the check's time is not the model's.
+
+        >>> Timings(ttft_s=1.0, total_s=3.5, completion_tokens=21, check_s=0.5).tokens_per_s
+        10.0
+        """
+        if self.ttft_s is None or self.completion_tokens <= 1:
+            return None
+        gen_s = self.total_s - self.ttft_s - self.check_s
+        return (self.completion_tokens - 1) / gen_s if gen_s > 0 else None
 
 
 @dataclass(frozen=True)
