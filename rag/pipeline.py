@@ -302,11 +302,11 @@ class Pipeline:
         return index, hits, passages
 
     def _model_check(self, question: str, ruled: Answer, passages: Sequence[Passage], stop_event) -> float | None:
-        """The model's P(Yes) that the passage cited for the answer states it, as an answer to the question.
+        """The model's P(Yes) that the passage cited for the answer states it (the rules judged the rest).
 
         Asked of the answer the rules keep (its first sentence) and the one passage it cites, in a prompt
         of its own (`prompts/verify_blocks.txt`); with passage states that passage's saved state is
-        reused, so only the question, the claim and the instruction are computed.
+        reused, so only the claim and the instruction are computed.
         """
         if not self.settings.model_check or ruled.abstained:
             return None
@@ -319,7 +319,7 @@ class Pipeline:
                         and cited.end <= p.end), None)
         if passage is None:
             return None
-        blocks = build_verify_blocks(question, claim_text(first_supported_claim(ruled.answer)), passage.text)
+        blocks = build_verify_blocks(claim_text(first_supported_claim(ruled.answer)), passage.text)
         grounding = Grounding(question, (passage.text,), blocks if self.generator.reuses_passage_states else None)
         return self.generator.yes_probability(blocks.messages(), grounding)
 

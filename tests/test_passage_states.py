@@ -162,7 +162,7 @@ def test_model_check_from_the_passage_state_equals_a_full_prefill(tiny):
     from rag.generation import Grounding
     from rag.prompting import build_verify_blocks
 
-    parts = build_verify_blocks("Who finished the bridge?", "Petr Parler finished the bridge.", PASSAGES[0])
+    parts = build_verify_blocks("Petr Parler finished the bridge.", PASSAGES[0])
     prefill = tiny.block_prefill(parts.system)
     prefill.precompute(parts.head, parts.blocks)  # as `rag index --states` does
     hits = prefill.store.stats.hits

@@ -179,7 +179,7 @@ class LlamaCppGenerator(Generator):
         """Read the next-token logits of the reply (one token, no sampling) and compare Yes with No.
 
         llama.cpp re-uses the KV cache of the longest prefix it holds already, and with passage states
-        (`grounding.blocks`) the passage's saved state: only the question, the claim and the instruction
+        (`grounding.blocks`) the passage's saved state: only the tokens after the passage
         are evaluated.
         """
         from llama_cpp import LogitsProcessorList
