@@ -8,7 +8,7 @@ decided from evidence (retrieval strength and citation support), not only from t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from . import answer_type
@@ -156,9 +156,23 @@ def _abstain_reason(question: str, raw: str, checked, policy: Policy, model_yes:
         missing = unmentioned_words(question, checked_passages)
         if len(missing) > policy.max_unmentioned:
             return f"no passage mentions {', '.join(repr(w) for w in missing)} of the question"
+    return _model_reason(model_yes, policy)
+
+
+def _model_reason(model_yes: float | None, policy: Policy) -> str:
     if model_yes is not None and model_yes < policy.min_model_yes:
         return f"the model does not find that the cited passage states this answer (P(yes) {model_yes:.2f})"
     return ""
+
+
+def with_model_check(answer: Answer, model_yes: float | None, policy: Policy) -> Answer:
+    """`answer` (from `finish` without the model's P(yes)) judged with it, without checking the reply
+    again: `finish` with `model_yes` decides the same, since every other check has passed or abstained."""
+    reason = "" if answer.abstained else _model_reason(model_yes, policy)
+    if reason:
+        return replace(answer, answer=NOT_FOUND, abstained=True, citations=(), short_answer="", abstain_reason=reason,
+                       model_check=model_yes)
+    return replace(answer, model_check=model_yes)
 
 
 def abstain_early(question: str, passages: Sequence[Passage], timings: Timings, search_query: str, qid: str | None, reason: str) -> Answer:

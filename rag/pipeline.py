@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from .answering import Policy, abstain_early, finish, first_supported_claim, retrieval_evidence
+from .answering import Policy, abstain_early, finish, first_supported_claim, retrieval_evidence, with_model_check
 from .embedding import Embedder, make_embedder
 from .documents import load_file
 from .errors import DocumentError, GenerationError, QuestionError, RagError
@@ -278,9 +278,7 @@ class Pipeline:
             policy = Policy.from_settings(self.settings)
             t_check = time.perf_counter()
             answer = finish(question, raw, passages, Timings(), query, qid, idf, policy)
-            verdict = self._model_check(question, answer, passages, stop_event)
-            if verdict is not None:  # judged again with the model's P(yes): it may abstain now
-                answer = finish(question, raw, passages, Timings(), query, qid, idf, policy, verdict)
+            answer = with_model_check(answer, self._model_check(question, answer, passages, stop_event), policy)
             check_s = time.perf_counter() - t_check
         timings = Timings(
             retrieve_ms=retrieve_ms, ttft_s=ttft, total_s=time.perf_counter() - t0,

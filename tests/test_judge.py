@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from conftest import MEKONG_DOC, SEEDS, UK_DOC
-from rag.answering import Policy, finish, first_supported_claim
+from rag.answering import Policy, finish, first_supported_claim, with_model_check
 from rag.citations import claim_text
 from rag.embedding import make_embedder
 from rag.generation.echo import EchoGenerator
@@ -149,6 +149,18 @@ def test_model_check_threshold_decides_only_when_set():
     a = finish(q, raw, p, Timings(), q, None, policy=Policy(min_model_yes=0.5), model_yes=0.2)
     assert a.abstained and "P(yes) 0.20" in a.abstain_reason and a.model_check == 0.2
     assert not finish(q, raw, p, Timings(), q, None, policy=Policy(min_model_yes=0.5), model_yes=0.8).abstained
+
+
+def test_model_check_applied_after_the_rules_decides_as_finish_does():
+    p = _one_passage("The project trained 1,936 people.")
+    q, policy = "How many people did the project train?", Policy(min_model_yes=0.5)
+    for raw in ("The project trained 1,936 people [1].", "The project trained 7 people [1]."):
+        ruled = finish(q, raw, p, Timings(), q, None, policy=policy)
+        for yes in (None, 0.2, 0.8):
+            once = finish(q, raw, p, Timings(), q, None, policy=policy, model_yes=yes)
+            after = with_model_check(ruled, yes, policy)
+            assert (after.abstained, after.answer, after.short_answer, after.abstain_reason, after.model_check, after.citations) == \
+                (once.abstained, once.answer, once.short_answer, once.abstain_reason, once.model_check, once.citations)
 
 
 def test_model_check_asks_about_the_cited_passage_alone(tmp_path):
