@@ -36,6 +36,11 @@ NAMES = {
     "who": "person, group or organisation", "when": "date or time", "where": "place",
     "how_many": "count", "how_much": "amount",
 }
+# One line the instruction may carry (setting `answer_hint`): what kind of answer the question wants.
+HINTS = {
+    "who": "The answer names a person, group or organisation.", "when": "The answer is a date or a time.",
+    "where": "The answer is a place.", "how_many": "The answer is a number.", "how_much": "The answer is an amount.",
+}
 _LOCATIVE = frozenset("at in near from to into across along through".split())
 _NOT_PLACES = frozenset("DATE TIME CARDINAL ORDINAL MONEY QUANTITY PERCENT".split())
 _MONEY_NOUNS = re.compile(r"\b(money|dollars?|pounds?|euros?|yen|cost|price|budget|fund|grant|amount|paid|pay)\b", re.I)
@@ -56,6 +61,16 @@ def expected(question: str) -> str | None:
         if pattern.search(question):
             return kind
     return None
+
+
+def hint(question: str) -> str:
+    """The instruction's line on the kind of answer wanted ("" when the question's kind is not known).
+
+    >>> hint("Who opened IMM6?"), hint("Why?")
+    ('The answer names a person, group or organisation.', '')
+    """
+    kind = expected(question)
+    return HINTS[kind] if kind else ""
 
 
 def problem(question: str, answer: str, nlp_model: str = nlp_loader.PACKAGED) -> str:

@@ -100,11 +100,12 @@ class Policy:
     nlp_model: str = PACKAGED
     check_type: bool = False  # abstain when the answer's type does not fit the question (rag/answer_type.py)
     max_unmentioned: int = -1  # abstain when more question words than this occur in no passage given (-1: never)
+    quote_first: bool = False  # the reply opens with a quoted sentence that must be a passage's, word for word
 
     @classmethod
     def from_settings(cls, s) -> "Policy":
         return cls(Thresholds(s.min_support, s.min_coverage, s.require_all_nouns, s.min_restated, s.asked_near),
-                   s.min_model_yes, s.nlp_model, s.check_answer_type, s.max_unmentioned_words)
+                   s.min_model_yes, s.nlp_model, s.check_answer_type, s.max_unmentioned_words, s.quote_first)
 
 
 def finish(
@@ -112,19 +113,57 @@ def finish(
     idf: Callable[[str], float] | None = None, policy: Policy = Policy(), model_yes: float | None = None,
 ) -> Answer:
     """Check the reply against the passages and decide whether the answer stands or abstains."""
-    checked = check_answer(raw, passages, question, idf, policy.thresholds, policy.nlp_model)
+    quote, said = split_quote(raw) if policy.quote_first else (None, raw)
+    checked = check_answer(said, passages, question, idf, policy.thresholds, policy.nlp_model)
     common = dict(
         question=question, passages=tuple(passages), timings=timings, search_query=search_query, id=qid,
         raw_answer=raw, unsupported=checked.unsupported, dropped_markers=checked.dropped_markers, model_check=model_yes,
+        quoted=quote,
     )
     first = first_supported_claim(checked.text)
     short = short_answer(first, question, policy.nlp_model)
-    reason = _abstain_reason(question, raw, checked, policy, model_yes, passages)
+    reason = _abstain_reason(question, said, checked, policy, model_yes, passages)
+    if not reason and policy.quote_first:
+        reason = quote_problem(quote, passages)
     if not reason and policy.check_type:
         reason = answer_type.problem(question, claim_text(first), policy.nlp_model)
     if reason:
         return Answer(answer=NOT_FOUND, abstained=True, citations=(), abstain_reason=reason, **common)
     return Answer(answer=checked.text, abstained=False, citations=checked.citations, short_answer=short, **common)
+
+
+_LEADING_QUOTE = re.compile(r'^\s*["“](?P<quote>[^"“”]+)["”]\s*[:.;,-]?\s*(?P<rest>.*)$', re.S)
+
+
+def split_quote(raw: str) -> tuple[str | None, str]:
+    """A reply's leading quotation (setting `quote_first`) and the answer after it.
+
+    >>> split_quote('"The UK gave 1 million pounds." The UK gave 1 million pounds [1].')
+    ('The UK gave 1 million pounds.', 'The UK gave 1 million pounds [1].')
+    >>> split_quote("Hanoi [1].")
+    (None, 'Hanoi [1].')
+    """
+    m = _LEADING_QUOTE.match(raw)
+    if not m:
+        return None, raw
+    rest = m.group("rest").strip()
+    return m.group("quote").strip(), rest or raw
+
+
+def quote_problem(quote: str | None, passages: Sequence[Passage]) -> str:
+    """Why the reply's quotation is not a passage's words, word for word ("" when it is)."""
+    if not quote:
+        return "the model quoted no sentence of the passages"
+    words = _words(quote.rstrip(".!?;:, "))
+    if len(words) < 3:
+        return "the model's quotation is too short to check"
+    if not any(words in _words(p.text) for p in passages):
+        return "the model's quotation is not in the passages word for word"
+    return ""
+
+
+def _words(text: str) -> str:
+    return " " + " ".join(re.findall(r"[^\W_]+(?:[.,'’][^\W_]+)*", text.lower())) + " "
 
 
 def unmentioned_words(question: str, passages: Sequence[Passage]) -> list[str]:

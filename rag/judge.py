@@ -47,6 +47,8 @@ FRAME_WORDS = frozenset("name named called call type kind term example year year
 NAME_LABELS = frozenset("PERSON ORG GPE LOC FAC NORP EVENT WORK_OF_ART LAW PRODUCT LANGUAGE DATE TIME".split())
 CURRENCIES = {"$": "dollar", "us$": "dollar", "usd": "dollar", "£": "pound", "gbp": "pound", "€": "euro", "eur": "euro",
               "¥": "yen", "₫": "dong", "vnd": "dong"}
+# Nouns that count occurrences, not things: "intercepted 17 times" states the passage's "17 interceptions".
+COUNTERS = frozenset("time occasion instance".split())
 CURRENCY_WORDS = frozenset("dollar pound euro yen dong yuan franc mark rupee baht".split())
 # Garbled output: doubled punctuation (",," ",." "in,, and"), empty brackets, an article before punctuation.
 _GARBAGE = re.compile(r"[,;:]\s*[,;:.!?]|\(\s*\)|\[\s*\]|\b(?:the|a|an)\s*[,;:.!?]|[!?]{2,}|^\W*$", re.I)
@@ -219,6 +221,8 @@ def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, n
         missing += [w for w in c.qualifiers if not _has(w, whole, chunk, c)]
     far: list[str] = []
     scope = {"window": window, "chunk": passage.hit.chunk.text}.get(th.asked_near)
+    if scope is not None:  # the document's name frames every passage of it ("Annual_Report_2023.pdf")
+        scope = f"{scope}\n{document_name(passage)}"
     if c.asked_names and scope is not None:
         near = _text_vocabulary(nlp, scope)
         far = [w for w in c.asked_names if not _has(w, near, scope, c) and idf(w) >= TOPIC_IDF]
@@ -241,6 +245,19 @@ def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, n
     elif restated < th.min_restated:
         problem = "the answer repeats words of the question that the cited sentence does not have"
     return Evidence(passage, s, e, support, coverage, restated, problem)
+
+
+def document_name(passage: Passage) -> str:
+    """The cited document's title and file name as words: "Super_Bowl_50_021.txt" reads "Super Bowl 50 021".
+
+    The names and numbers a question gives may be found here as well as near the cited sentence: a
+    user who asks about "revenue in 2023" of "Annual_Report_2023.pdf" need not find the year repeated.
+    """
+    chunk = passage.hit.chunk
+    stem = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", chunk.source.rsplit("/", 1)[-1])
+    words = re.sub(r"[_\W]+", " ", stem).strip()
+    whole_title = chunk.title and not chunk.title.endswith("…")  # a cut first line is no title
+    return f"{chunk.title}. {words}." if whole_title else f"{words}."
 
 
 def _number_problem(q: Quantity, have: list[Quantity], text: str) -> str:
@@ -346,6 +363,8 @@ def _quantities(doc, start: int, end: int) -> list[Quantity]:
 
 
 def _is_number_token(tok) -> bool:
+    if tok.lower_ == "one" and tok.i + 1 < len(tok.doc) and tok.doc[tok.i + 1].lower_ == "of":
+        return False  # "one of three venues" picks one out; it counts nothing
     return (tok.like_num or tok.lower_ in ("million", "billion", "thousand", "trillion", "hundred")) and tok.pos_ != "PROPN"
 
 
@@ -371,5 +390,7 @@ def _unit(run, doc) -> str | None:
     last = run[-1]
     if last.dep_ == "nummod" and last.head.pos_ == "NOUN" and last.head.i > last.i:
         lemma = last.head.lemma_.lower()
+        if lemma in COUNTERS:
+            return None  # "17 times" repeats the count of whatever the passage names ("17 interceptions")
         return "person" if lemma in ("people", "person", "persons") else lemma
     return None

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace  # noqa: F401  (replace: used by the docstring example)
 from typing import Any, Callable, Sequence
 
+from .answering import split_quote
 from .citations import strip_markers
 from .errors import RagError
 from .metrics import alce_correct, holds_gold
@@ -74,9 +75,17 @@ def reading(answer: Answer, golds: Sequence[str], gold_sources: Sequence[str], c
     return Reading(
         gold_in_prompt=any(p.hit.chunk.source in gold_sources for p in given),
         answer_in_prompt=any(holds_gold(p.text, golds) for p in given),
-        raw_correct=alce_correct(strip_markers(answer.raw_answer), golds),
+        raw_correct=alce_correct(strip_markers(said(answer)), golds),
         correct=correct,
     )
+
+
+def said(answer: Answer) -> str:
+    """The model's answer without the quotation it opened with (setting `quote_first`), which holds the gold
+    whenever the right sentence was quoted, answer or not."""
+    if answer.quoted is None:
+        return answer.raw_answer
+    return split_quote(answer.raw_answer)[1]
 
 
 def loss_fields(r: Reading | None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from . import answer_type
 from .answering import Policy, abstain_early, finish, first_supported_claim, retrieval_evidence, with_model_check
 from .embedding import Embedder, make_embedder
 from .documents import load_file
@@ -61,6 +62,11 @@ class Done:
     """Stream event: the final, checked answer."""
 
     answer: Answer
+
+
+# The instruction's extra line with the setting `quote_first` (checked by answering.quote_problem).
+QUOTE_FIRST = ("Before the answer, copy in double quotation marks the one sentence of the passages that "
+               "states it, word for word.")
 
 
 class Pipeline:
@@ -327,9 +333,13 @@ class Pipeline:
         budget = window - reserved - 16
         passages, history = list(passages), list(history)
         in_blocks = self.generator.reuses_passage_states
+        hint = " ".join(filter(None, (
+            QUOTE_FIRST if self.settings.quote_first else "",
+            answer_type.hint(question) if self.settings.answer_hint else "",
+        )))
         while True:
-            blocks = build_blocks(question, passages, history) if in_blocks else None
-            messages = blocks.messages() if blocks else build_messages(question, passages, history)
+            blocks = build_blocks(question, passages, history, hint) if in_blocks else None
+            messages = blocks.messages() if blocks else build_messages(question, passages, history, hint)
             if self.generator.count_tokens(messages) <= budget:
                 return messages, passages, blocks
             if history:

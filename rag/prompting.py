@@ -120,13 +120,21 @@ def format_history(history: Sequence[tuple[str, str]]) -> str:
     return f"\nConversation so far (for context only):\n{turns}\n"
 
 
-def build_messages(question: str, passages: Sequence[Passage], history: Sequence[tuple[str, str]] = ()) -> list[dict]:
+def _hint(hint: str) -> str:
+    """A line added to the instruction (the answer's kind, setting `answer_hint`); none by default."""
+    return f" {hint.strip()}" if hint.strip() else ""
+
+
+def build_messages(
+    question: str, passages: Sequence[Passage], history: Sequence[tuple[str, str]] = (), hint: str = "",
+) -> list[dict]:
     """Chat messages: system rules, then question first, numbered passages, then the instruction."""
     user = render(
         load_prompt("answer.txt"),
         question=question,
         history=format_history(history),
         passages=format_passages(passages),
+        hint=_hint(hint),
     )
     return [{"role": "system", "content": load_prompt("system.txt").strip()}, {"role": "user", "content": user.strip()}]
 
@@ -165,9 +173,12 @@ class PromptBlocks:
 _CUT = "\x00passages\x00"
 
 
-def build_blocks(question: str, passages: Sequence[Passage], history: Sequence[tuple[str, str]] = ()) -> PromptBlocks:
+def build_blocks(
+    question: str, passages: Sequence[Passage], history: Sequence[tuple[str, str]] = (), hint: str = "",
+) -> PromptBlocks:
     """The passages-first prompt (`prompts/answer_blocks.txt`) as fixed head, passage blocks and tail."""
-    user = render(load_prompt("answer_blocks.txt"), question=question, history=format_history(history), passages=_CUT)
+    user = render(load_prompt("answer_blocks.txt"), question=question, history=format_history(history), passages=_CUT,
+                  hint=_hint(hint))
     head, tail = user.strip().split(_CUT)
     markers = tuple(("\n" if i else "") + f"[{p.number}]\n" for i, p in enumerate(passages))
     return PromptBlocks(load_prompt("system.txt").strip(), head, markers, tuple(_quoted(p.text) for p in passages), tail)

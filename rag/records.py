@@ -139,6 +139,7 @@ class Answer:
     unsupported: tuple[Unsupported, ...] = ()  # sentences removed because no passage supports them
     dropped_markers: tuple[int, ...] = ()  # markers that named no given passage
     model_check: float | None = None  # the model's P(Yes) that its reply is stated in the passages
+    quoted: str | None = None  # the sentence the reply quoted first (setting `quote_first`); None otherwise
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of `python -m rag ask --json` and the UI's `/ask` endpoint."""

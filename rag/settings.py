@@ -95,6 +95,12 @@ class Settings:
     # from states): q8_0 states 2.21 MB against 4.16 MB, the same 17 of 20 raw replies right, 2.78 s against
     # 2.61 s to compute a state. Not yet measured on a full eval, so f16 stays the default.
     kv_cache_type: str = "f16"
+    # Tell the model the kind of answer the question wants ("The answer is a date or a time."), from the
+    # question's first words (rag/answer_type.py). See README, "Reader experiments", for its measurement.
+    answer_hint: bool = False
+    # Ask the model to quote, word for word, the sentence that states its answer before answering; a
+    # quotation that is not in the passages abstains (rag/answering.py). Measured in README, "Reader experiments".
+    quote_first: bool = False
     max_new_tokens: int = 160
     temperature: float = 0.0
     # Abstain without asking the model when the best chunk is this weak (cosine, keyword overlap).

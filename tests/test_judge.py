@@ -239,3 +239,60 @@ def test_a_company_suffix_does_not_end_the_sentence():
     v = judge("Tiffany & Co. designed the trophy.", "Who designed the trophy?", p)
     assert v.supported, v.reason
     assert v.evidence.text.startswith("The trophy was designed by Tiffany & Co. in New York.")
+
+
+def _passage_of(source: str, text: str, title: str = "") -> list[Passage]:
+    chunk = Chunk(id=f"{source}#0", source=source, start=0, end=len(text), text=text, title=title)
+    return [Passage(1, Hit(chunk, 1.0, 1), 0, len(text), text)]
+
+
+def test_the_document_name_frames_the_names_and_numbers_the_question_gave():
+    text = "Kevin Harlan announced the game play-by-play. Boomer Esiason was the analyst."
+    q = "Who announced the game play-by-play for Super Bowl 50?"
+    claim = "Kevin Harlan announced the game play-by-play for Super Bowl 50."
+    assert judge(claim, q, _passage_of("Super_Bowl_50_031.txt", text)).supported
+    # the same passage in a file whose name says nothing: the 50 is nowhere
+    assert "the number 50" in judge(claim, q, _passage_of("notes.txt", text)).reason
+    # another number than the name's is still refused
+    q49, claim49 = q.replace("50", "49"), claim.replace("50", "49")
+    assert not judge(claim49, q49, _passage_of("Super_Bowl_50_031.txt", text)).supported
+    # a whole title counts; a first line cut short is no title
+    assert judge(claim, q, _passage_of("notes.txt", text, title="Super Bowl 50 broadcast")).supported
+    assert not judge(claim, q, _passage_of("notes.txt", text, title="Super Bowl 50 was an American football game…")).supported
+
+
+def test_times_repeats_a_count_and_one_of_counts_nothing():
+    p = _one_passage("Manning finished the year with 17 interceptions. Miami's Sun Life Stadium and Levi's Stadium were the three finalists.")
+    assert judge("Manning was intercepted 17 times.", "How many times was Manning intercepted?", p).supported
+    assert not judge("Manning was intercepted 18 times.", "How many times was Manning intercepted?", p).supported
+    assert not judge("Manning threw 17 passes.", "How many passes did Manning throw?", p).supported
+    v = judge("Sun Life Stadium was one of the three finalists.", "Which Florida stadium was a finalist?", p)
+    assert v.supported, v.reason
+
+
+def test_quote_first_keeps_an_answer_only_when_its_quotation_is_a_passages_words():
+    text = "The UK gave a grant of 1 million pounds. The project trained 1,936 people."
+    p = _one_passage(text)
+    q = "How many people did the project train?"
+    policy = Policy(quote_first=True)
+    good = finish(q, '"The project trained 1,936 people." The project trained 1,936 people [1].', p, Timings(), q, None, policy=policy)
+    assert not good.abstained and good.quoted == "The project trained 1,936 people."
+    assert good.answer.startswith("The project trained 1,936 people")
+    made_up = finish(q, '"The project trained 2,000 people." The project trained 1,936 people [1].', p, Timings(), q, None, policy=policy)
+    assert made_up.abstained and "not in the passages word for word" in made_up.abstain_reason
+    unquoted = finish(q, "The project trained 1,936 people [1].", p, Timings(), q, None, policy=policy)
+    assert unquoted.abstained and "quoted no sentence" in unquoted.abstain_reason
+    # without the setting a leading quotation is part of the answer, as the model wrote it
+    plain = finish(q, '"1,936 people" were trained [1].', p, Timings(), q, None)
+    assert plain.quoted is None and "1,936" in plain.answer
+
+
+def test_answer_hint_names_the_kind_of_answer_in_the_instruction():
+    from rag.answer_type import hint
+    from rag.prompting import build_blocks, whole_chunks
+
+    hits = [Hit(Chunk("a#0", "a", 0, 5, "Rain."), 1.0, 1)]
+    plain = build_blocks("When did it rain?", whole_chunks(hits))
+    hinted = build_blocks("When did it rain?", whole_chunks(hits), hint=hint("When did it rain?"))
+    assert "date or a time" in hinted.tail and "date" not in plain.tail
+    assert hinted.head == plain.head and hinted.blocks == plain.blocks  # the saved passage states still fit
