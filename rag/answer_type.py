@@ -83,8 +83,8 @@ def problem(question: str, answer: str, nlp_model: str = nlp_loader.PACKAGED) ->
     if kind is None:
         return ""
     nlp = nlp_loader.load(nlp_model)
-    doc = nlp(answer)
-    asked = {t.lower_ for t in nlp(question)} | {t.lemma_.lower() for t in nlp(question)}
+    doc, qdoc = nlp_loader.parse(nlp, answer), nlp_loader.parse(nlp, question)
+    asked = {t.lower_ for t in qdoc} | {t.lemma_.lower() for t in qdoc}
     new = [t for t in doc if t.lower_ not in asked and t.lemma_.lower() not in asked]
     labels = {e.label_ for e in doc.ents if any(t.lower_ not in asked for t in e)}
     has_number = any(t.like_num for t in new)
@@ -115,6 +115,6 @@ def fitting_entities(question: str, answer: str, nlp_model: str = nlp_loader.PAC
     kind = expected(question)
     if kind is None:
         return []
-    doc = nlp_loader.load(nlp_model)(answer)
+    doc = nlp_loader.parse(nlp_loader.load(nlp_model), answer)
     asked = question.lower()
     return [e.text for e in doc.ents if e.label_ in ACCEPT[kind] and e.text.lower() not in asked]

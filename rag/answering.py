@@ -104,7 +104,8 @@ class Policy:
 
     @classmethod
     def from_settings(cls, s) -> "Policy":
-        return cls(Thresholds(s.min_support, s.min_coverage, s.require_all_nouns, s.min_restated, s.asked_near),
+        return cls(Thresholds(s.min_support, s.min_coverage, s.require_all_nouns, s.min_restated, s.asked_near,
+                              s.when_event, s.max_restated_absent),
                    s.min_model_yes, s.nlp_model, s.check_answer_type, s.max_unmentioned_words, s.quote_first)
 
 

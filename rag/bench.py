@@ -199,16 +199,16 @@ def decode_passes(pipeline, question: str, sizes=(1, 2, 3, 4, 5, 6, 8), repeats:
     llm = pipeline.generator.llm
     prompt = llm.tokenize(messages[-1]["content"].encode("utf-8"))  # a real prompt's length and text
     decoder = LookupDecoder(llm)
-    decoder._decode(prompt, 1)
+    decoder.decode(prompt, 1)
     base = llm.n_tokens
     times: dict[int, list[float]] = {n: [] for n in sizes}
     for r in range(warm + repeats):  # sizes interleaved, so a slow moment of the machine hits them all
         for n in sizes:
             t0 = time.perf_counter()
-            decoder._decode(prompt[r : r + n], n)
+            decoder.decode(prompt[r : r + n], n)
             if r >= warm:
                 times[n].append(time.perf_counter() - t0)
-            decoder._drop_after(base)
+            decoder.drop_after(base)
     pass_ms = {n: statistics.median(ts) * 1000 for n, ts in times.items()}
     bound = {k: (k + 1) * pass_ms[1] / pass_ms[k + 1] for k in range(1, max(sizes)) if k + 1 in pass_ms}
     llm.reset()  # the cache no longer holds a prompt of the pipeline's: start clean

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .judge import Evidence, Thresholds, Verdict, judge, rank
+from .judge import Evidence, Thresholds, Verdict, judge, rank, restated_absent
 from .nlp import PACKAGED
 from .records import Citation, Passage, Unsupported
 from .text import sentence_spans
@@ -130,6 +130,10 @@ def _verdict(claim, question, cited, passages, idf, thresholds, nlp_model) -> Ve
 
     When none does, the verdict names the closest span, wherever it is (its reason is the telling one).
     """
+    limit = thresholds.max_restated_absent
+    absent = restated_absent(claim, question, passages, nlp_model) if limit >= 0 else []
+    if limit >= 0 and len(absent) > limit:
+        return Verdict(claim, None, f"no passage speaks of {', '.join(absent[:3])}, which the answer asserts")
     first = [p for p in passages if p.number in cited]
     rest = [p for p in passages if p.number not in cited]
     verdicts = []

@@ -156,6 +156,8 @@ VARIANTS: tuple[tuple[str, object], ...] = (
     *((f"require_all_nouns={v}", ("all_nouns", v)) for v in (False, True)),
     *((f"max_unmentioned_words={v}", ("max_unmentioned", v)) for v in (-1, 0, 1)),
     *((f"asked_near={v}", ("asked_near", v)) for v in ("window", "chunk", "off")),
+    *((f"when_event={v}", ("when_event", v)) for v in (True, False)),
+    *((f"max_restated_absent={v}", ("max_restated_absent", v)) for v in (-1, 0, 1, 2)),
 )
 
 

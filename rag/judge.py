@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Sequence
 
-from . import nlp as nlp_loader
+from . import answer_type, nlp as nlp_loader
 from .terms import content_words, stem
 from .numbers import number_values, phrase_value
 from .records import Passage
@@ -44,6 +44,7 @@ from .text import sentence_spans
 # need not be repeated near the evidence. BM25's idf is ln 2 at a document frequency of one half.
 TOPIC_IDF = math.log(2)
 FRAME_WORDS = frozenset("name named called call type kind term example year years date day month".split())
+OWNER_LABELS = frozenset("GPE NORP PERSON ORG LOC FAC EVENT".split())  # "the minister of Thailand", "Laos's delegation"
 NAME_LABELS = frozenset("PERSON ORG GPE LOC FAC NORP EVENT WORK_OF_ART LAW PRODUCT LANGUAGE DATE TIME".split())
 CURRENCIES = {"$": "dollar", "us$": "dollar", "usd": "dollar", "£": "pound", "gbp": "pound", "€": "euro", "eur": "euro",
               "¥": "yen", "₫": "dong", "vnd": "dong"}
@@ -65,6 +66,13 @@ class Thresholds:
     # Where the names and numbers the question gave ("Thailand", "2018", "Super Bowl 50") must occur:
     # "window" (the cited sentence or the next one to it), "chunk" (anywhere in the chunk cited), "off".
     asked_near: str = "window"
+    # A when-question's event (its main verb: "When did Vietnam *join* COMMIT?") must be stated in or
+    # next to the cited sentence: a date there may be the date of another event ("Chair in 2025").
+    when_event: bool = True
+    # Abstain when more than this many of the question's nouns and adjectives that a claim repeats occur in
+    # no passage given ("the *annual budget* of the Fund is 1 million pounds" over passages that speak of a
+    # grant): the claim is about something the passages never discuss. -1: never.
+    max_restated_absent: int = 1
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,9 @@ def judge(
     c = _read_claim(claim, question, nlp)
     if not c.new:
         return Verdict(claim, None, "the answer only restates the question")
+    owner = _dropped_owner(claim, question, nlp, idf or (lambda w: 1.0))
+    if owner:
+        return Verdict(claim, None, owner)
     best: Evidence | None = None
     for passage in candidates:
         for ev in _spans(passage, c, idf or (lambda w: 1.0), thresholds, nlp):
@@ -145,6 +156,7 @@ class _Claim:
     asked_names: tuple[str, ...]  # words of its names the question gave: all must be in the window
     numbers: tuple[Quantity, ...]  # new numbers: must be in the span
     asked_numbers: tuple[Quantity, ...]  # numbers the question gave ("Super Bowl 50"): must be in the window
+    event: str  # a when-question's main verb ("join"), which the evidence must state; "" otherwise
     wanted: tuple[str, ...]  # the question's words (frame words removed)
     repeated: tuple[str, ...]  # those the claim repeats, verbs aside ("the closing speech")
     lemmas: dict  # word -> lemma, for claim and question words
@@ -169,7 +181,71 @@ def _read_claim(claim: str, question: str, nlp) -> _Claim:
     # Verbs are paraphrased freely ("gets" for "receives"); the nouns, names and numbers a claim repeats are not.
     said = {k for t in doc if t.pos_ not in ("VERB", "AUX") for k in _keys(t.lower_, lemmas)}
     repeated = tuple(w for w in wanted if _keys(w, lemmas) & said)
-    return _Claim(new, nouns, fresh, tuple(qualifiers), given, numbers, asked_numbers, wanted, repeated, lemmas)
+    return _Claim(new, nouns, fresh, tuple(qualifiers), given, numbers, asked_numbers, _event(question, qdoc),
+                  wanted, repeated, lemmas)
+
+
+# Verbs that name no event of their own ("When was it made?", "When did it take place?").
+LIGHT_VERBS = frozenset("be do have become make get take give go come say use call know include happen occur".split())
+
+
+def _event(question: str, qdoc) -> str:
+    """The main verb of a when-question ("When did Vietnam join the COMMIT Process?" -> "join"), else ""."""
+    if answer_type.expected(question) != "when":
+        return ""
+    root = next((t for t in qdoc if t.dep_ == "ROOT"), None)
+    if root is None or root.pos_ != "VERB" or root.lemma_.lower() in LIGHT_VERBS:
+        return ""
+    return root.lower_
+
+
+def restated_absent(claim: str, question: str, passages: Sequence[Passage], nlp_model: str = nlp_loader.PACKAGED) -> list[str]:
+    """The question's nouns and adjectives the claim repeats that no passage's chunk holds (by word, stem, lemma).
+
+    >>> from rag.records import Chunk, Hit, Passage
+    >>> p = Passage(1, Hit(Chunk("a#0", "a", 0, 28, "The Fund gave a 1 million grant."), 1.0, 1), 0, 28, "The Fund gave a 1 million grant.")
+    >>> restated_absent("The annual budget of the Fund is 1 million.", "What is the annual budget of the Fund?", [p])
+    ['annual', 'budget']
+    """
+    nlp = nlp_loader.load(nlp_model)
+    asked = {stem(w) for w in content_words(question)}
+    have: set[str] = set()
+    for chunk_text in dict.fromkeys(p.hit.chunk.text for p in passages):
+        have |= _text_vocabulary(nlp, chunk_text)
+    out: list[str] = []
+    for t in _parse(nlp, claim):
+        if t.pos_ in ("NOUN", "ADJ", "PROPN") and stem(t.lower_) in asked and t.lower_ not in out:
+            if not {t.lower_, stem(t.lower_), t.lemma_.lower()} & have:
+                out.append(t.lower_)
+    return out
+
+
+def _dropped_owner(claim: str, question: str, nlp, idf) -> str:
+    """Why the claim speaks of another one than the question's ("" if it does not).
+
+    "What did the Deputy Prime Minister of Thailand say?" answered with "Deputy Prime Minister Bui Thanh
+    Son delivered the speech": the claim repeats whose-ever "Deputy Prime Minister" it found, and leaves
+    out the name ("of Thailand", "Thailand's") that made it the question's. The corpus's topic names
+    (in more than half of the chunks) may be left out.
+    """
+    doc, qdoc = _parse(nlp, claim), _parse(nlp, question)
+    said = {k for t in doc for k in (t.lower_, stem(t.lower_), t.lemma_.lower())}
+    for ent in qdoc.ents:
+        if ent.label_ not in OWNER_LABELS:
+            continue
+        words = content_words(ent.text)
+        if not words or any(stem(w) in said or w in said for w in words) or min(idf(w) for w in words) < TOPIC_IDF:
+            continue
+        root = ent.root
+        if root.dep_ == "pobj" and root.head.lower_ == "of" and root.head.head.pos_ in ("NOUN", "PROPN"):
+            owned = root.head.head
+        elif root.dep_ == "poss":
+            owned = root.head
+        else:
+            continue
+        if owned.lower_ in said or stem(owned.lower_) in said:
+            return f"the answer speaks of a {owned.text.lower()} but not of {ent.text}'s, which the question asks about"
+    return ""
 
 
 def _keys(word: str, lemmas: dict) -> set[str]:
@@ -227,6 +303,7 @@ def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, n
         near = _text_vocabulary(nlp, scope)
         far = [w for w in c.asked_names if not _has(w, near, scope, c) and idf(w) >= TOPIC_IDF]
     lost_nouns = [w for w in c.nouns if w not in found] if th.all_nouns else []
+    no_event = th.when_event and c.event and not _has(c.event, _text_vocabulary(nlp, window), window, c)
     have = _quantities(doc, s, e)
     problem = next((p for q in c.numbers if (p := _number_problem(q, have, span))), "")
     if not problem and c.asked_numbers and scope is not None:
@@ -236,6 +313,8 @@ def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, n
         pass
     elif missing or lost_nouns:
         problem = f"{', '.join((missing + lost_nouns)[:3])} is not in the cited sentence"
+    elif no_event:
+        problem = f"the cited sentence does not say when it happened (\"{c.event}\" is not near it)"
     elif far:
         problem = f"the cited sentence does not answer the question asked ({', '.join(far[:3])} is not near it)"
     elif support < th.min_support:
@@ -303,9 +382,7 @@ def _window(passage: Passage, s: int, e: int) -> str:
     return chunk.text[min(lo, cs) : max(hi, ce)]
 
 
-@lru_cache(maxsize=512)
-def _parse(nlp, text: str):
-    return nlp(text)
+_parse = nlp_loader.parse
 
 
 @lru_cache(maxsize=512)

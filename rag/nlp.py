@@ -57,6 +57,19 @@ def _load(name: str):
     return nlp
 
 
+def parse(nlp, text: str):
+    """`nlp(text)`, remembered: the answer check reads the same claim, question and passages many times.
+
+    Docs are shared: read them, never change them.
+    """
+    return _parse(nlp, text)
+
+
+@lru_cache(maxsize=1024)
+def _parse(nlp, text: str):
+    return nlp(text)
+
+
 def packaged_folder() -> Path:
     """The folder of the packaged pipeline (the one holding `config.cfg`)."""
     spec = importlib.util.find_spec(PACKAGED)

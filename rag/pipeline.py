@@ -64,6 +64,18 @@ class Done:
     answer: Answer
 
 
+@dataclass(frozen=True)
+class _Turn:
+    """One question as it reaches the reader: what was asked, after what, searched as what, since when."""
+
+    question: str
+    history: list
+    query: str  # the standalone query retrieval used
+    qid: str | None
+    t0: float  # perf_counter() when the question arrived
+    retrieve_ms: float
+
+
 # The instruction's extra line with the setting `quote_first` (checked by answering.quote_problem).
 QUOTE_FIRST = ("Before the answer, copy in double quotation marks the one sentence of the passages that "
                "states it, word for word.")
@@ -249,8 +261,8 @@ class Pipeline:
             reason = f"no relevant passage found (best cosine {dense:.2f}, keyword overlap {overlap:.2f})"
             yield Done(abstain_early(question, passages, timings, query, qid, reason))
             return
-        yield from self._read(question, passages, history, query, qid, index.bm25.idf_of, t0, retrieve_ms,
-                              max_new_tokens, stop_event)
+        turn = _Turn(question, history, query, qid, t0, retrieve_ms)
+        yield from self._read(turn, passages, index.bm25.idf_of, max_new_tokens, stop_event)
 
     def ask_with_passages(self, question: str, passages: Sequence[Passage], qid: str | None = None,
                           max_new_tokens: int | None = None) -> Answer:
@@ -263,11 +275,13 @@ class Pipeline:
         t0 = time.perf_counter()
         question = self.check_question(question)
         passages = [replace(p, number=i) for i, p in enumerate(passages, start=1)]
-        return _final(self._read(question, passages, [], question, qid, self.index.bm25.idf_of, t0, 0.0, max_new_tokens, None))
+        turn = _Turn(question, [], question, qid, t0, 0.0)
+        return _final(self._read(turn, passages, self.index.bm25.idf_of, max_new_tokens, None))
 
-    def _read(self, question: str, passages: Sequence[Passage], history: list, query: str, qid: str | None,
-              idf, t0: float, retrieve_ms: float, max_new_tokens: int | None, stop_event) -> Iterator[Token | Done]:
+    def _read(self, turn: "_Turn", passages: Sequence[Passage], idf, max_new_tokens: int | None,
+              stop_event) -> Iterator[Token | Done]:
         """Everything after the passages are chosen: fit the prompt, stream the reply, check it, finish."""
+        question, history, query, qid, t0 = turn.question, turn.history, turn.query, turn.qid, turn.t0
         messages, passages, blocks = self._fit_prompt(question, passages, history, max_new_tokens)
         usage, pieces, ttft = Usage(), [], None
         grounding = Grounding(question, tuple(p.text for p in passages), blocks)
@@ -287,7 +301,7 @@ class Pipeline:
             answer = with_model_check(answer, self._model_check(question, answer, passages, stop_event), policy)
             check_s = time.perf_counter() - t_check
         timings = Timings(
-            retrieve_ms=retrieve_ms, ttft_s=ttft, total_s=time.perf_counter() - t0,
+            retrieve_ms=turn.retrieve_ms, ttft_s=ttft, total_s=time.perf_counter() - t0,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, check_s=check_s,
         )
         yield Done(replace(answer, timings=timings))

@@ -127,6 +127,12 @@ class Settings:
     # "window" is the rule (the UK gave 1 million pounds to Laos; Thailand two sentences earlier does
     # not make it "to Thailand"); "chunk" was measured equal on the seed questions and +0.02 on Super Bowl.
     asked_near: str = "window"
+    # A when-question's event, its main verb ("When did Vietnam join ...?"), must be stated in or next to the
+    # cited sentence, so that a date given for another event ("Chair of COMMIT in 2025") is not its answer.
+    when_event: bool = True
+    # Abstain when more than this many of the question's nouns and adjectives that the answer repeats occur
+    # in no passage given ("the annual budget is 1 million pounds" over passages about a grant); -1: never.
+    max_restated_absent: int = 1
     require_all_nouns: bool = False  # also every new noun, name and adjective of a sentence (stricter than min_support)
     # The model's yes/no check of the answer the rules keep: does the one passage it cites state its first
     # sentence (prompts/verify_blocks.txt; with passage states, that passage's saved state is reused: ~0.9 s

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import MEKONG_DOC, SEEDS, UK_DOC
 from rag.answering import Policy, finish, first_supported_claim, with_model_check
-from rag.citations import claim_text
+from rag.citations import check_answer, claim_text
 from rag.embedding import make_embedder
 from rag.generation.echo import EchoGenerator
 from rag.judge import Thresholds, judge
@@ -33,6 +33,14 @@ REPLIES = {
     "How much was the UK grant?": "The UK gave a grant with 7 million pounds [1].",
     # garbled
     "Who opened IMM6?": "The Deputy Prime Minister appears in,, and [1].",
+    # another country's minister: the answer drops "of Thailand"
+    "What did the Deputy Prime Minister of Thailand say at the conference?":
+        "Deputy Prime Minister Bui Thanh Son delivered the opening speech at the conference [2].",
+    # the year of another event (Vietnam chairs COMMIT in 2025)
+    "When did Vietnam join the COMMIT Process?": "Vietnam joined the COMMIT Process in 2025 [1].",
+    # a budget the documents never speak of
+    "What is the annual budget of the UK's Modern Slavery Prevention Fund?":
+        "The annual budget of the UK's Modern Slavery Prevention Fund is 1 million pounds [1].",
     # one right sentence, one invented
     "Who signed the Joint Action Plan for the UK?": "Yvette Cooper signed the Joint Action Plan [1]. She is the UK's Prime Minister [1].",
     # right claim, wrong marker: must be re-pointed to the Mekong document
@@ -62,6 +70,9 @@ def pipeline(tmp_path_factory):
     ("What did the UK fund through the Modern slavery Prevention Fund?", ["only restates the question"]),
     ("How much was the UK grant?", ["counts pound, the passage's counts person", "the number 7 million is not"]),
     ("Who opened IMM6?", ["garbled"]),
+    ("What did the Deputy Prime Minister of Thailand say at the conference?", ["not of Thailand's"]),
+    ("When did Vietnam join the COMMIT Process?", ['does not say when it happened ("join"']),
+    ("What is the annual budget of the UK's Modern Slavery Prevention Fund?", ["no passage speaks of annual, budget"]),
 ])
 def test_wrong_replies_abstain_with_their_reason(pipeline, question, reasons):
     a = pipeline.ask(question)
@@ -296,3 +307,41 @@ def test_answer_hint_names_the_kind_of_answer_in_the_instruction():
     hinted = build_blocks("When did it rain?", whole_chunks(hits), hint=hint("When did it rain?"))
     assert "date or a time" in hinted.tail and "date" not in plain.tail
     assert hinted.head == plain.head and hinted.blocks == plain.blocks  # the saved passage states still fit
+
+
+def test_an_answer_about_another_ones_minister_does_not_stand():
+    p = _one_passage("Deputy Prime Minister Bui Thanh Son delivered the opening speech at the conference. "
+                     "Delegations from Thailand and Laos attended.")
+    v = judge("Deputy Prime Minister Bui Thanh Son delivered the opening speech.",
+              "What did the Deputy Prime Minister of Thailand say at the conference?", p)
+    assert not v.supported and "Thailand" in v.reason
+    assert not judge("Deputy Prime Minister Bui Thanh Son delivered the opening speech.",
+                     "What did Thailand's Deputy Prime Minister say at the conference?", p).supported
+    # the same answer to the question it does answer stands
+    assert judge("Deputy Prime Minister Bui Thanh Son delivered the opening speech.",
+                 "What did the Deputy Prime Minister say at the conference?", p).supported
+
+
+def test_a_date_answers_when_only_where_the_questions_event_is_stated():
+    p = _one_passage("Vietnam was Chair of the COMMIT Process in 2025. Vietnam joined the COMMIT Process in 2004.")
+    assert not judge("Vietnam joined the COMMIT Process in 2025.", "When did Vietnam join the COMMIT Process?",
+                     _one_passage("Vietnam was Chair of the COMMIT Process in 2025.")).supported
+    v = judge("Vietnam joined the COMMIT Process in 2004.", "When did Vietnam join the COMMIT Process?", p)
+    assert v.supported and "2004" in v.evidence.text
+    off = Thresholds(when_event=False)
+    assert judge("Vietnam joined the COMMIT Process in 2025.", "When did Vietnam join the COMMIT Process?",
+                 _one_passage("Vietnam was Chair of the COMMIT Process in 2025."), thresholds=off).supported
+
+
+def test_an_answer_about_what_no_passage_discusses_is_removed():
+    text = "Since 2018, through the Modern slavery Prevention Fund, the UK has sponsored a project. The grant was 1 million pounds."
+    p = _one_passage(text)
+    q = "What is the annual budget of the UK's Modern Slavery Prevention Fund?"
+    reply = "The annual budget of the UK's Modern Slavery Prevention Fund is 1 million pounds [1]."
+    checked = check_answer(reply, p, q)
+    assert not checked.citations and "annual, budget" in checked.unsupported[0].reason
+    # one such word is allowed (it may paraphrase the passage), and -1 turns the rule off
+    one = check_answer(reply.replace("annual budget", "budget"), p, q.replace("annual budget", "budget"))
+    assert not any("no passage speaks of" in u.reason for u in one.unsupported)
+    off = check_answer(reply, p, q, thresholds=Thresholds(max_restated_absent=-1))
+    assert not any("no passage speaks of" in u.reason for u in off.unsupported)

@@ -63,7 +63,7 @@ class LookupDecoder:
         self.C.llama_memory_seq_rm(llm._ctx.memory, 0, cached, -1)
         llm.n_tokens = cached
         history = list(prompt)
-        logits = self._decode(prompt[cached:], n_check=1)
+        logits = self.decode(prompt[cached:], n_check=1)
         token = int(np.argmax(logits[-1]))
         produced = 0
         while produced < max_tokens and not self.C.llama_vocab_is_eog(self.vocab, token):
@@ -71,7 +71,7 @@ class LookupDecoder:
             produced += 1
             history.append(token)
             draft = find_draft(history, len(prompt), min(self.max_draft, max_tokens - produced), self.min_ngram)
-            logits = self._decode([token] + draft, n_check=1 + len(draft))
+            logits = self.decode([token] + draft, n_check=1 + len(draft))
             choices = [int(i) for i in np.argmax(logits, axis=1)]
             kept = 0
             while kept < len(draft) and draft[kept] == choices[kept] and produced < max_tokens:
@@ -83,10 +83,10 @@ class LookupDecoder:
                 kept += 1
             self.drafted += len(draft)
             self.accepted += kept
-            self._drop_after(len(history))  # the cache keeps the new token and the accepted draft only
+            self.drop_after(len(history))  # the cache keeps the new token and the accepted draft only
             token = choices[kept]
 
-    def _decode(self, tokens: list[int], n_check: int) -> np.ndarray:
+    def decode(self, tokens: list[int], n_check: int) -> np.ndarray:
         """Evaluate `tokens` after the cache; return the logits of the last `n_check` positions."""
         llm = self.llm
         for i in range(0, len(tokens), llm.n_batch):
@@ -106,7 +106,8 @@ class LookupDecoder:
             out[r] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
         return out
 
-    def _drop_after(self, n: int) -> None:
+    def drop_after(self, n: int) -> None:
+        """Forget the cache from position `n` on (a rejected draft; `bench` timing one pass)."""
         self.C.llama_memory_seq_rm(self.llm._ctx.memory, 0, n, -1)
         self.llm.n_tokens = n
 
