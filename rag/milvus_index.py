@@ -226,11 +226,13 @@ class _Search:
         dense_rows = self._search([self.qvec.tolist()], "vector", {"metric_type": "IP", "params": {"ef": max(HNSW_EF_SEARCH, n)}}, n)
         dense = {self.view.key(r): r["score"] for r in dense_rows}
         chunks = {self.view.key(r): chunk_of(r) for r in dense_rows}
-        keyword, keyword_ids = self._keyword_top(n, chunks)
+        fetched: dict[tuple, tuple[float, Chunk]] = {}
+        keyword, keyword_ids = self._keyword_top(n, chunks, fetched)
         missing_kw = [k for k in dense if k not in keyword]
         keyword.update(self._bm25_of(missing_kw))
-        missing_dense = [k for k in keyword_ids if k not in dense]
-        dense.update({k: v[0] for k, v in self._rows_of(missing_dense).items()})
+        missing_dense = [k for k in keyword_ids if k not in dense and k not in fetched]
+        fetched.update(self._rows_of(missing_dense))  # one read of the keyword-only chunks, vectors included
+        dense.update({k: fetched[k][0] for k in keyword_ids if k not in dense and k in fetched})
         return Candidates(self.qvec, dense, keyword, [self.view.key(r) for r in dense_rows], keyword_ids, chunks)
 
     def exact(self, keys: list) -> dict:
@@ -238,14 +240,15 @@ class _Search:
         bm25 = self._bm25_of(keys)
         return {k: (cos, bm25.get(k, 0.0), chunk) for k, (cos, chunk) in rows.items()}
 
-    def _keyword_top(self, n: int, chunks: dict) -> tuple[dict, list]:
-        """Keyword candidates (best first) and their BM25 scores; their chunks are added to `chunks`."""
+    def _keyword_top(self, n: int, chunks: dict, fetched: dict) -> tuple[dict, list]:
+        """Keyword candidates (best first) and their BM25 scores; their chunks are added to `chunks`, and
+        the cosine and chunk of those read by key here to `fetched`."""
         if self.view.manifest["keyword"] == "client":
             kw = self.view.keyword(self.client, self.config)
             scores = kw.bm25.scores(self.query)
             top = [kw.keys[i] for i in kw.bm25.top(scores, n)]
             scores_of = {k: float(scores[kw.rows[k]]) for k in top}
-            fetched = self._rows_of([k for k in top if k not in chunks])
+            fetched.update(self._rows_of([k for k in top if k not in chunks]))
             chunks.update({k: chunk for k, (_, chunk) in fetched.items()})
             return scores_of, top
         tokens = _query_tokens(self.query)

@@ -92,9 +92,15 @@ def test_same_chunks_vectors_and_topk_as_faiss_exact_search(docs, tmp_path, bm25
     index, report = build(docs, config(tmp_path, bm25=bm25), embedder)
     assert report.total_chunks == len(faiss_index.chunks) == index.size
     assert index.chunks() == faiss_index.chunks  # same chunks, in the same order
+    reads = []
+    get = index.client.get
+    index.client.get = lambda name, *a, **kw: (name == index.config.collection and reads.append(kw.get("ids"))) \
+        or get(name, *a, **kw)  # reads of chunks (not of the head row in <name>_meta)
     for query in ["What did the UK fund?", "Who delivered the opening speech at IMM6?", "rivers training 12"]:
         qvec = embedder.embed_query(query)
+        reads.clear()
         found = index.candidates(query, qvec, 10)
+        assert len(reads) <= 1, reads  # the keyword-only candidates are read by key once, vectors and texts together
         brute = np.argsort(-(faiss_index.vectors @ qvec), kind="stable")[:10]
         assert found.dense_ids == [key(faiss_index.chunks[i]) for i in brute]  # exact top-10, in order
         for k, score in found.dense.items():
