@@ -133,7 +133,9 @@ def finish(
     return Answer(answer=checked.text, abstained=False, citations=checked.citations, short_answer=short, **common)
 
 
-_LEADING_QUOTE = re.compile(r'^\s*["“](?P<quote>[^"“”]+)["”]\s*[:.;,-]?\s*(?P<rest>.*)$', re.S)
+_LEADING_QUOTE = re.compile(
+    r'^\s*(?:quote\s*:\s*)?["“](?P<quote>[^"“”]+)["”]\s*[:.;,-]?\s*(?:answer\s*:\s*)?(?P<rest>.*)$', re.S | re.I)
+_LABELLED = re.compile(r"^\s*quote\s*:\s*(?P<quote>.+?)\s*\n\s*answer\s*:\s*(?P<rest>.*)$", re.S | re.I)
 
 
 def split_quote(raw: str) -> tuple[str | None, str]:
@@ -141,10 +143,14 @@ def split_quote(raw: str) -> tuple[str | None, str]:
 
     >>> split_quote('"The UK gave 1 million pounds." The UK gave 1 million pounds [1].')
     ('The UK gave 1 million pounds.', 'The UK gave 1 million pounds [1].')
+    >>> split_quote('Quote: "Denver won." Answer: Denver won [1].')
+    ('Denver won.', 'Denver won [1].')
+    >>> split_quote("Quote: Denver won.\\nAnswer: Denver won [1].")
+    ('Denver won.', 'Denver won [1].')
     >>> split_quote("Hanoi [1].")
     (None, 'Hanoi [1].')
     """
-    m = _LEADING_QUOTE.match(raw)
+    m = _LEADING_QUOTE.match(raw) or _LABELLED.match(raw)
     if not m:
         return None, raw
     rest = m.group("rest").strip()

@@ -77,8 +77,8 @@ class _Turn:
 
 
 # The instruction's extra line with the setting `quote_first` (checked by answering.quote_problem).
-QUOTE_FIRST = ("Before the answer, copy in double quotation marks the one sentence of the passages that "
-               "states it, word for word.")
+QUOTE_FIRST = ('Write two lines: first "Quote:" and the one sentence of the passages that states the answer, '
+               'copied word for word in double quotation marks; then "Answer:" and the answer.')
 
 
 class Pipeline:
