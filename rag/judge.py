@@ -160,6 +160,7 @@ class _Claim:
     wanted: tuple[str, ...]  # the question's words (frame words removed)
     repeated: tuple[str, ...]  # those the claim repeats, verbs aside ("the closing speech")
     lemmas: dict  # word -> lemma, for claim and question words
+    joined: dict = None  # question word -> the compounds it makes with a neighbour ("half" -> {"halftime", ...})
 
 
 def _read_claim(claim: str, question: str, nlp) -> _Claim:
@@ -182,7 +183,20 @@ def _read_claim(claim: str, question: str, nlp) -> _Claim:
     said = {k for t in doc if t.pos_ not in ("VERB", "AUX") for k in _keys(t.lower_, lemmas)}
     repeated = tuple(w for w in wanted if _keys(w, lemmas) & said)
     return _Claim(new, nouns, fresh, tuple(qualifiers), given, numbers, asked_numbers, _event(question, qdoc),
-                  wanted, repeated, lemmas)
+                  wanted, repeated, lemmas, _compounds(question))
+
+
+def _compounds(text: str) -> dict[str, set[str]]:
+    """Each word mapped to the closed compounds it makes with a neighbour written apart ("half-time",
+    "post season"), which a passage may write as one word ("halftime", "postseason")."""
+    out: dict[str, set[str]] = {}
+    words = list(re.finditer(r"[A-Za-z]{2,}", text))
+    for m, n in zip(words, words[1:]):
+        if text[m.end() : n.start()] in ("-", " "):
+            whole = (m.group() + n.group()).lower()
+            out.setdefault(m.group().lower(), set()).add(whole)
+            out.setdefault(n.group().lower(), set()).add(whole)
+    return out
 
 
 # Verbs that name no event of their own ("When was it made?", "When did it take place?").
@@ -212,10 +226,11 @@ def restated_absent(claim: str, question: str, passages: Sequence[Passage], nlp_
     have: set[str] = set()
     for chunk_text in dict.fromkeys(p.hit.chunk.text for p in passages):
         have |= _text_vocabulary(nlp, chunk_text)
+    joined = _compounds(claim)  # "half-time" in the claim, "halftime" in a passage
     out: list[str] = []
     for t in _parse(nlp, claim):
         if t.pos_ in ("NOUN", "ADJ", "PROPN") and stem(t.lower_) in asked and t.lower_ not in out:
-            if not {t.lower_, stem(t.lower_), t.lemma_.lower()} & have:
+            if not {t.lower_, stem(t.lower_), t.lemma_.lower()} & have and not joined.get(t.lower_, set()) & have:
                 out.append(t.lower_)
     return out
 
@@ -366,7 +381,8 @@ def _coverage(words: tuple[str, ...], c: _Claim, window: str, idf, nlp) -> float
         return 1.0
     vocab = _text_vocabulary(nlp, window)
     total = sum(idf(w) for w in words)
-    hit = sum(idf(w) for w in words if _has(w, vocab, window, c))
+    joined = c.joined or {}
+    hit = sum(idf(w) for w in words if _has(w, vocab, window, c) or joined.get(w, set()) & vocab)
     return hit / total if total else 1.0
 
 

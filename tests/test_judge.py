@@ -345,3 +345,16 @@ def test_an_answer_about_what_no_passage_discusses_is_removed():
     assert not any("no passage speaks of" in u.reason for u in one.unsupported)
     off = check_answer(reply, p, q, thresholds=Thresholds(max_restated_absent=-1))
     assert not any("no passage speaks of" in u.reason for u in off.unsupported)
+
+
+def test_a_compound_written_apart_in_the_question_matches_one_word_in_the_passage():
+    claim = "Beyoncé and Bruno Mars came out with Coldplay during the half-time show."
+    q = "What two artists came out with Coldplay during the half-time show?"
+    closed = judge(claim, q, _one_passage("Beyoncé and Bruno Mars joined Coldplay for the halftime show."))
+    hyphen = judge(claim, q, _one_passage("Beyoncé and Bruno Mars joined Coldplay for the half-time show."))
+    apart = judge(claim, q, _one_passage("Beyoncé and Bruno Mars joined Coldplay for the show."))
+    assert closed.supported, closed.reason
+    assert closed.evidence.coverage == hyphen.evidence.coverage > apart.evidence.coverage
+    from rag.judge import restated_absent
+
+    assert restated_absent(claim, q, _one_passage("Beyoncé and Bruno Mars joined Coldplay for the halftime show.")) == []
