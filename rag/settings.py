@@ -114,7 +114,9 @@ class Settings:
     # Measured 2026-11-29 on recorded replies (answerable right / abstention recall): these defaults give
     # seed questions 11/15 / 0.792, squad2-rhine 0.618 / 0.533, Super Bowl 0.407; min_coverage 0.6 with
     # min_restated 0.7 and max_unmentioned_words 1 give 11/15 / 0.938, 0.555 / 0.622, 0.300; min_coverage 0
-    # with asked_near "off" gives 11/15 / 0.208, 0.709 / 0.244, 0.593. The defaults are the middle.
+    # with asked_near "off" gives 11/15 / 0.208, 0.709 / 0.244, 0.593. The defaults are the middle. (These
+    # figures predate the owner, when_event and max_restated_absent rules: with them, seed questions 11/15 /
+    # 0.958, squad2-rhine 0.545 / 0.667, Super Bowl 0.380; README, "Rules added the night of 2026-11-29".)
     min_support: float = 0.5
     min_coverage: float = 0.5
     min_restated: float = 0.0  # the same share for the question's words the answer repeats ("the closing speech")
