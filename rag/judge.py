@@ -13,7 +13,13 @@ sentence of a passage or two adjacent ones, when all of these hold:
 3. It answers the question asked: the question's content words, weighted by rarity (IDF), occur in
    the span or in the sentence on either side of it, with a share of at least `min_coverage`. A claim
    made of the question's words plus one name found elsewhere in the passage is not supported.
+   The names and numbers the question gave may also come from the cited document's name or whole title.
 4. It is not garbage: no empty slots ("appears in,, and"), no runs of punctuation.
+5. It is about the question's own one: a claim that repeats what the question asks about ("the Deputy
+   Prime Minister") but drops whose it is ("of Thailand") speaks of someone else.
+6. A when-question's event (its main verb) is stated in or next to the span (`when_event`).
+7. It does not assert more than `max_restated_absent` of the question's nouns that no passage given
+   uses (checked by `citations`, over all passages, with `restated_absent`).
 
 >>> from rag.records import Chunk, Hit, Passage
 >>> text = "The UK gave a grant of 1 million pounds. The project trained 1,936 people."
@@ -160,7 +166,7 @@ class _Claim:
     wanted: tuple[str, ...]  # the question's words (frame words removed)
     repeated: tuple[str, ...]  # those the claim repeats, verbs aside ("the closing speech")
     lemmas: dict  # word -> lemma, for claim and question words
-    joined: dict = None  # question word -> the compounds it makes with a neighbour ("half" -> {"halftime", ...})
+    joined: dict  # question word -> the compounds it makes with a neighbour ("half" -> {"halftime", ...})
 
 
 def _read_claim(claim: str, question: str, nlp) -> _Claim:
@@ -348,8 +354,8 @@ def document_name(passage: Passage) -> str:
     user who asks about "revenue in 2023" of "Annual_Report_2023.pdf" need not find the year repeated.
     """
     chunk = passage.hit.chunk
-    stem = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", chunk.source.rsplit("/", 1)[-1])
-    words = re.sub(r"[_\W]+", " ", stem).strip()
+    base = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", chunk.source.rsplit("/", 1)[-1])
+    words = re.sub(r"[_\W]+", " ", base).strip()
     whole_title = chunk.title and not chunk.title.endswith("…")  # a cut first line is no title
     return f"{chunk.title}. {words}." if whole_title else f"{words}."
 
@@ -381,8 +387,7 @@ def _coverage(words: tuple[str, ...], c: _Claim, window: str, idf, nlp) -> float
         return 1.0
     vocab = _text_vocabulary(nlp, window)
     total = sum(idf(w) for w in words)
-    joined = c.joined or {}
-    hit = sum(idf(w) for w in words if _has(w, vocab, window, c) or joined.get(w, set()) & vocab)
+    hit = sum(idf(w) for w in words if _has(w, vocab, window, c) or c.joined.get(w, set()) & vocab)
     return hit / total if total else 1.0
 
 
