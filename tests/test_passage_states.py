@@ -293,6 +293,12 @@ def test_a_state_llama_cpp_refuses_falls_back_to_a_whole_prefill(tiny):
     prefill.store.put(key, BlockState(tuple(segments[1][1]), len(head) + 2, b"not a llama.cpp state"), parts.blocks[0])
     reply = "".join(tiny.stream(parts.messages(), max_tokens=16, grounding=Grounding(parts.tail, ("x",), parts)))
     assert reply.strip()
+    # the refused state is forgotten, not tried again: the next use computes a good one and splices it
+    assert prefill.store.get(key) is None
+    computed = prefill.store.stats.computed
+    again = "".join(tiny.stream(parts.messages(), max_tokens=16, grounding=Grounding(parts.tail, ("x",), parts)))
+    assert prefill.store.stats.computed == computed + 1 and again == reply
+    assert prefill.store.get(key).data != b"not a llama.cpp state"
 
 
 def test_reply_cache_passes_passage_states_through_and_keys_them_apart(tmp_path):

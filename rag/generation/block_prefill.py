@@ -29,6 +29,14 @@ SCRATCH = 1  # the sequence a saved state is loaded into before it is moved into
 _CUT = "\x00user\x00"
 
 
+class _Refused(GenerationError):
+    """A saved state llama.cpp would not take (`state`): the store forgets it."""
+
+    def __init__(self, message: str, state: "BlockState"):
+        super().__init__(message)
+        self.state = state
+
+
 @dataclass(frozen=True)
 class ChatFrame:
     """The chat template's text around the user message (after a given system prompt), and its stops."""
@@ -86,7 +94,11 @@ class BlockPrefill:
         head, segments = self.prompt_tokens(parts)
         block_tokens = [toks for kind, toks in segments if kind == "block"]
         states = [self._state(head, toks, text) for toks, text in zip(block_tokens, parts.blocks)]
-        self._assemble(head, segments, states)
+        try:
+            self._assemble(head, segments, states)
+        except _Refused as e:  # forget the state llama.cpp would not take: the next use computes it anew
+            self.store.forget(self.store.key(head + self.marker_one, list(e.state.tokens)))
+            raise GenerationError(str(e)) from None
         return head + [t for _, toks in segments for t in toks]
 
     def precompute(self, head_text: str, blocks: Sequence[str]) -> int:
@@ -165,12 +177,12 @@ class BlockPrefill:
         buf = (ctypes.c_uint8 * len(state.data)).from_buffer_copy(state.data)
         C.llama_memory_seq_rm(self.mem, SCRATCH, -1, -1)
         if C.llama_state_seq_set_data(self.ctx, buf, len(state.data), SCRATCH) == 0:
-            raise GenerationError("llama.cpp could not load a saved passage state")
+            raise _Refused("llama.cpp could not load a saved passage state", state)
         C.llama_memory_seq_add(self.mem, SCRATCH, -1, -1, pos - state.start)
         C.llama_memory_seq_cp(self.mem, SCRATCH, 0, -1, -1)
         C.llama_memory_seq_rm(self.mem, SCRATCH, -1, -1)
         end = pos + len(state.tokens)
         if C.llama_memory_seq_pos_max(self.mem, 0) != end - 1:
-            raise GenerationError("a spliced passage state did not land where expected")
+            raise _Refused("a spliced passage state did not land where expected", state)
         llm.input_ids[pos:end] = state.tokens
         llm.n_tokens = end

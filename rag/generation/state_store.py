@@ -90,6 +90,14 @@ class StateStore:
         except OSError as e:  # a full or read-only disk costs speed, not answers
             log.warning("state not saved key=%s error=%s", key[:12], e)
 
+    def forget(self, key: str) -> None:
+        """Drop a state from memory and disk (one llama.cpp would not load): the next use computes it anew."""
+        state = self._memory.pop(key, None)
+        if state is not None:
+            self._memory_bytes -= len(state.data)
+        self._path(key).unlink(missing_ok=True)
+        log.warning("state forgotten key=%s (it will be recomputed)", key[:12])
+
     def _remember(self, key: str, state: BlockState) -> None:
         if key in self._memory:
             return
