@@ -65,7 +65,7 @@ def parse(nlp, text: str):
     return _parse(nlp, text)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=512)  # a chunk's Doc is tens of KB
 def _parse(nlp, text: str):
     return nlp(text)
 

@@ -121,7 +121,7 @@ def format_history(history: Sequence[tuple[str, str]]) -> str:
 
 
 def _hint(hint: str) -> str:
-    """A line added to the instruction (the answer's kind, setting `answer_hint`); none by default."""
+    """Words added to the instruction (settings `quote_first`, `answer_hint`); none by default."""
     return f" {hint.strip()}" if hint.strip() else ""
 
 
