@@ -162,7 +162,7 @@ def quote_problem(quote: str | None, passages: Sequence[Passage]) -> str:
     if not quote:
         return "the model quoted no sentence of the passages"
     words = _words(quote.rstrip(".!?;:, "))
-    if len(words) < 3:
+    if len(words.split()) < 3:
         return "the model's quotation is too short to check"
     if not any(words in _words(p.text) for p in passages):
         return "the model's quotation is not in the passages word for word"

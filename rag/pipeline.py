@@ -28,7 +28,7 @@ from .documents import load_file
 from .errors import DocumentError, GenerationError, QuestionError, RagError
 from .generation import Generator, Grounding, Usage, make_generator
 from .terms import content_words
-from .citations import claim_text
+from .citations import claim_text, find_markers
 from .prompting import (block_texts, build_blocks, build_messages, build_verify_blocks, load_prompt,
                         select_passages, whole_chunks)
 from .records import Answer, Hit, Passage, Timings
@@ -330,14 +330,12 @@ class Pipeline:
             return None
         if stop_event is not None and stop_event.is_set():
             return None
-        cited = next((c for c in ruled.citations if c.supported), None)
-        if cited is None:
-            return None
-        passage = next((p for p in passages if p.hit.chunk.source == cited.source and p.start <= cited.start
-                        and cited.end <= p.end), None)
+        first = first_supported_claim(ruled.answer)
+        markers = [n for m in find_markers(first) for n in m.numbers]  # the passage this sentence cites
+        passage = next((p for p in passages if markers and p.number == markers[0]), None)
         if passage is None:
             return None
-        blocks = build_verify_blocks(claim_text(first_supported_claim(ruled.answer)), passage.text)
+        blocks = build_verify_blocks(claim_text(first), passage.text)
         grounding = Grounding(question, (passage.text,), blocks if self.generator.reuses_passage_states else None)
         return self.generator.yes_probability(blocks.messages(), grounding)
 

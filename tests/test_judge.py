@@ -201,6 +201,33 @@ def test_model_check_asks_about_the_cited_passage_alone(tmp_path):
     assert claim_text(first_supported_claim(kept.answer)) in user  # the sentence the rules kept, without its marker
 
 
+def test_model_check_asks_about_the_passage_the_first_sentence_cites(tmp_path):
+    """A first sentence citing [2] before a second citing [1]: the check reads passage 2, not the lowest number."""
+    from rag.records import Answer
+    from rag.settings import Settings
+
+    seen = []
+
+    class Recording(EchoGenerator):
+        def yes_probability(self, messages, grounding=None):
+            seen.append(messages[1]["content"])
+            return 0.9
+
+    settings = Settings(docs_dir=SEEDS, index_dir=tmp_path / "ix", cache_dir=tmp_path / "c", embedder="hashing",
+                        engine="echo", model_check=True)
+    p = Pipeline(settings, make_embedder("hashing", tmp_path / "c"), generator=Recording())
+    one, two = _passage_of("a.txt", "Laos sent a delegation."), _passage_of("b.txt", "Thailand hosted the talks.")
+    passages = [one[0], replace(two[0], number=2)]
+    from rag.records import Citation
+
+    cites = tuple(Citation(x.number, x.hit.chunk.source, 0, len(x.text), x.text) for x in passages)  # ordered by marker
+    ruled = Answer("Who hosted the talks?", "Thailand hosted the talks [2]. Laos sent a delegation [1].", False, cites,
+                   tuple(passages), Timings())
+    assert p._model_check(ruled.question, ruled, passages, None) == 0.9
+    (user,) = seen
+    assert "Thailand hosted the talks." in user and "Laos" not in user
+
+
 def test_a_place_qualifier_is_checked_against_the_passage_not_the_sentence():
     text = "The conference was held in Hanoi on November 19. Delegations from Vietnam and Laos attended."
     p = _one_passage(text)
@@ -358,3 +385,11 @@ def test_a_compound_written_apart_in_the_question_matches_one_word_in_the_passag
     from rag.judge import restated_absent
 
     assert restated_absent(claim, q, _one_passage("Beyoncé and Bruno Mars joined Coldplay for the halftime show.")) == []
+
+
+def test_a_quotation_of_fewer_than_three_words_is_too_short_to_check():
+    from rag.answering import quote_problem
+
+    p = _one_passage("The project trained 1,936 people.")
+    assert "too short" in quote_problem("trained", p)
+    assert quote_problem("The project trained", p) == ""

@@ -6,7 +6,8 @@ the new token plus the draft gives the model's own next token at every position,
 kept up to its first disagreement. Where a pass over a handful of tokens costs about as much as one
 (generation bound by reading the weights), every accepted draft token is nearly free; on this project's
 2-core CPU it is not (a pass over k tokens costs about k single-token passes, `rag bench` prints them),
-so the gain here is small and the setting is off by default. The output is the greedy output: only the model's own choices are kept (up to floating-point ties).
+so the gain here is small and the setting is off by default. The output is the greedy output: only the
+model's own choices are kept (up to floating-point ties).
 
 Only logits of the positions checked are computed (not the whole vocabulary for every prompt token,
 as llama-cpp-python's `logits_all` would), and `Llama.input_ids`/`n_tokens` stay in step with the cache.
