@@ -326,6 +326,8 @@ def _scale_milvus(settings, folder: Path, tmp: Path, embedder, faiss_index, qs: 
            "milvus_uri": config.uri if settings.milvus_uri else "Milvus Lite (temporary)", "milvus_build_s": build_s}
     out.update(_scale_search("milvus", HybridRetriever(index, embedder), faiss_index, qs,
                              lambda qv: [rows[k] for k in index.candidates("", qv, 10).dense_ids]))
+    if not settings.milvus_uri:  # Milvus Lite: what its files take on disk, for the README's sizing table
+        out["milvus_disk_bytes"] = sum(f.stat().st_size for f in (tmp / "milvus").rglob("*") if f.is_file())
     if settings.milvus_uri:
         from . import milvus_store
 
@@ -375,6 +377,8 @@ def print_table(out: dict) -> None:
              f"build {out['milvus_build_s']:.1f} s ({out['milvus_chunks'] / out['milvus_build_s']:.0f} chunks/s), "
              f"retrieval p50 {out['milvus_retrieve_p50_ms']:.1f} ms / p95 {out['milvus_retrieve_p95_ms']:.1f} ms"),
             ("scale on Milvus: recall@10 vs exact", f"{out['milvus_recall_at_10_vs_exact']:.3f} (keyword search: {out['milvus_keyword']})"),
+            *([("scale on Milvus: on disk", f"{out['milvus_disk_bytes'] / 1e6:.0f} MB, {out['milvus_disk_bytes'] / out['milvus_chunks']:.0f} bytes a chunk")]
+              if "milvus_disk_bytes" in out else []),
         ]
     rows.append(("peak RSS", f"{out.get('peak_rss_mb', 0):.0f} MB"))
     width = max(len(r[0]) for r in rows)

@@ -1,4 +1,4 @@
-"""Command line: `python -m rag {index,search,ask,eval,bench} --help`. Holds no logic of its own."""
+"""Command line: `python -m rag {index,search,ask,eval,bench,milvus-serve} --help`. Holds no logic of its own."""
 
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, help="answer length limit in tokens (default: 160)")
     p.add_argument("--json", action="store_true", help="print the answer object as JSON")
     p.add_argument("--questions", type=Path, help="JSONL file of {id, question}; one JSON answer per line, in order")
+    add_common_options(p)
+
+    p = sub.add_parser("milvus-serve", help="share a Milvus Lite index with other processes",
+                       description="Serve the Milvus Lite data file (--milvus-uri, default INDEX/milvus.db) on a port, so that "
+                       "several processes (app servers, `rag index`) use it as milvus_uri = http://HOST:PORT. Runs until interrupted.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=19530, help="port (default: 19530)")
     add_common_options(p)
 
     from . import evaluate, bench  # noqa: F401  (their parsers live beside their code)
@@ -215,4 +222,16 @@ def print_answer(answer) -> None:
     print(f"  (retrieval {t.retrieve_ms:.0f} ms, first token {ttft}, total {t.total_s:.2f}s, {t.prompt_tokens} prompt tokens)")
 
 
-COMMANDS = {"index": cmd_index, "search": cmd_search, "ask": cmd_ask}
+def cmd_milvus_serve(args) -> int:
+    from . import milvus_conn
+
+    settings = settings_from_args(args)
+    uri = milvus_conn.resolve_uri(settings.milvus_uri, settings.index_dir)
+    if not milvus_conn.is_lite(uri):
+        raise RagError(f"milvus-serve serves a Milvus Lite file; {uri} is already a server")
+    print(f"serving {uri} as http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
+    milvus_conn.serve_lite(uri, args.host, args.port)
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "search": cmd_search, "ask": cmd_ask, "milvus-serve": cmd_milvus_serve}

@@ -1,10 +1,10 @@
 """Milvus connections and the two collections of one index, through pymilvus's `MilvusClient`.
 
-The same client code talks to a Milvus cluster, a standalone server, a `milvus-lite server` process
-(`http://host:port`), or Milvus Lite started inside this process for a local path ending in `.db`.
+The same client code talks to a Milvus cluster, a standalone server, Milvus Lite served to
+several processes (`python -m rag milvus-serve`, then `http://host:port`), or Milvus Lite started inside this process for a local path ending in `.db`.
 An index is two collections: `<name>` holds the chunks (text, source, offsets, title, url, content
 hash, build number) and their vectors; `<name>_meta` holds the manifest, split into rows, and one
-`head` row naming the committed manifest: upserting `head` is the commit point.
+head row naming the committed manifest: adding a head row is the commit point.
 
 >>> is_lite("index/milvus.db"), is_lite("http://milvus:19530")
 (True, False)
@@ -16,13 +16,13 @@ import hashlib
 import json
 import logging
 import re
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from .errors import IndexCorruptError, StoreError
 
-LITE_LOCK = "LOCK"  # the file milvus_lite's MilvusLite holds an exclusive flock on
 HEAD = "head"
 PART_CHARS = 60_000  # a manifest row's text; VARCHAR holds at most 65,535 bytes (ASCII JSON: 1 byte a char)
 TEXT_BYTES = 65_535
@@ -62,9 +62,9 @@ def connect(uri: str, token: str = "", timeout: float = 10.0):
         raise StoreError("store = milvus needs pymilvus and milvus-lite: pip install -r requirements.txt") from None
     if is_lite(uri):
         _check_lite_path(uri)
-        # Milvus Lite's gRPC server runs in this process and logs a traceback for each RPC it lacks
-        # (AllocTimestamp, which pymilvus asks while creating an index and then does without).
-        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+        with warnings.catch_warnings():  # milvus_lite 2.5 imports the deprecated pkg_resources
+            warnings.simplefilter("ignore")
+            import milvus_lite  # noqa: F401
     try:
         with milvus_errors(uri, "connecting"):
             return MilvusClient(uri=uri, token=token, timeout=timeout)
@@ -73,34 +73,39 @@ def connect(uri: str, token: str = "", timeout: float = 10.0):
 
 
 def _check_lite_path(uri: str) -> None:
-    """Milvus Lite serves one process: say so, rather than let pymilvus log a traceback."""
+    """Milvus Lite keeps an index in one file and serves one process: say what is wrong in one line,
+    rather than let milvus_lite log a traceback."""
     path = Path(uri)
     if path.suffix != ".db":
         raise StoreError(f"milvus_uri {uri!r} is neither http://host:port nor a Milvus Lite path ending in .db")
-    if path.exists() and not path.is_dir():
-        raise StoreError(f"milvus_uri {uri} is a file, not a Milvus Lite data folder")
+    if not re.fullmatch(r"[A-Za-z0-9.\-_]{1,36}", path.name):
+        raise StoreError(f"milvus_uri {uri}: Milvus Lite wants a file name of at most 36 letters, digits, '.', '-' or '_'")
+    if path.is_dir():
+        raise StoreError(f"milvus_uri {uri} is a folder (Milvus Lite 3's layout), not a Milvus Lite 2.5 data file: "
+                         f"remove it and run `python -m rag index --store milvus` to rebuild")
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = path / LITE_LOCK
-    if lock.exists() and _flock_held(lock):
+    if _lock_held(path.parent / f".{path.name}.lock", path):
         raise StoreError(
             f"the Milvus Lite data at {uri} is open in another process (Milvus Lite serves one process); "
-            f"to share it, run `milvus-lite server --data-dir {uri} --port 19530` and use milvus_uri = http://127.0.0.1:19530"
+            f"to share it, run `python -m rag milvus-serve --milvus-uri {uri} --port 19530` and use milvus_uri = http://127.0.0.1:19530"
         )
 
 
-def _flock_held(path: Path) -> bool:
-    """Whether another process (or another client in this one) holds the flock on `path`."""
+def _lock_held(lock: Path, data: Path) -> bool:
+    """Whether another process holds the lock Milvus Lite takes on its data file (a POSIX lock)."""
     import fcntl
     import os
 
     from milvus_lite.server_manager import server_manager_instance
 
-    if os.path.abspath(path.parent) in server_manager_instance._servers:
+    if str(data.absolute().resolve()) in server_manager_instance._servers:
         return False  # our own in-process server: pymilvus reuses it
-    fd = os.open(path, os.O_RDWR)
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDWR)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(fd, fcntl.LOCK_UN)
         return False
     except OSError:
         return True
@@ -108,14 +113,56 @@ def _flock_held(path: Path) -> bool:
         os.close(fd)
 
 
+def serve_lite(uri: str, host: str, port: int) -> None:
+    """Serve a Milvus Lite data file on host:port until interrupted, so that several processes share it."""
+    import signal
+    import threading
+
+    _check_lite_path(uri)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from milvus_lite.server import Server
+    server = Server(str(Path(uri).absolute()), f"{host}:{port}")
+    if not (server.init() and server.start()):
+        raise StoreError(f"Milvus Lite could not serve {uri} on {host}:{port} (is the port taken, or the file open elsewhere?)")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        stop.wait()
+    finally:
+        server.stop()  # unlocks, waits 2 s for the server, then kills it
+
+
 def server_has_bm25(client, uri: str) -> bool:
-    """Milvus >= 2.5 scores BM25 with collection-wide statistics; Milvus Lite keeps them per segment."""
-    with milvus_errors(uri, "reading the server version"):
-        version = str(client.get_server_version())
+    """Milvus >= 2.5 scores BM25 with collection-wide statistics; Milvus Lite keeps them per segment
+    (and Milvus Lite 2.5 does not say its version: UNIMPLEMENTED)."""
+    if is_lite(uri):
+        return False
+    try:
+        with quiet_pymilvus():
+            version = str(client.get_server_version())
+    except Exception as e:
+        if "UNIMPLEMENTED" in repr(e):
+            return False
+        with milvus_errors(uri, "reading the server version"):
+            raise
     if "lite" in version.lower():
         return False
     numbers = [int(x) for x in re.findall(r"\d+", version)[:2]]
     return len(numbers) == 2 and tuple(numbers) >= (2, 5)
+
+
+@contextmanager
+def quiet_pymilvus() -> Iterator[None]:
+    """pymilvus logs a traceback for each refused call; around calls whose refusal we expect, it is noise."""
+    logger = logging.getLogger("pymilvus.decorators")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def create_meta(client, name: str, uri: str) -> None:
@@ -141,15 +188,19 @@ def load(client, uri: str, names: list[str]) -> None:
 
 
 def read_head(client, name: str, uri: str) -> dict | None:
-    """The committed head ({version, parts, sha256, stale_chunks}), or None if nothing was committed."""
+    """The committed head ({version, parts, sha256, stale_chunks}), or None if nothing was committed.
+
+    Head rows are only ever added (`commit_head`): Milvus Lite 2.5's upsert deletes before it inserts,
+    and a reader between the two saw no head at all (measured: 53 of 4,536 reads during 300 upserts).
+    The newest row (highest key) is the head."""
     with milvus_errors(uri, "reading the index head"):
         if not client.has_collection(name):
             return None
-        rows = client.get(name, ids=[HEAD], output_fields=["body"])
+        rows = client.query(name, filter=f'key like "{HEAD}-%"', output_fields=["key", "body"], limit=1024)
     if not rows:
         return None
     try:
-        head = json.loads(rows[0]["body"])
+        head = json.loads(max(rows, key=lambda r: r["key"])["body"])
         return head if isinstance(head, dict) and isinstance(head.get("version"), int) else _bad_head()
     except json.JSONDecodeError:
         return _bad_head()
@@ -188,15 +239,26 @@ def write_manifest(client, name: str, uri: str, manifest: dict, version: int) ->
 
 
 def commit_head(client, name: str, uri: str, head: dict) -> None:
-    """The commit point: one row upsert, atomic in Milvus."""
+    """The commit point: a new head row (an insert of one row is atomic), then older head rows go.
+    A version's head is written at most twice: with rows left to delete (`stale_chunks`), then without."""
+    key = f"{HEAD}-{head['version']:012d}-{0 if head.get('stale_chunks') else 1}"
     with milvus_errors(uri, "committing the index"):
-        client.upsert(name, [{"key": HEAD, "body": json.dumps(head), "unused": [0.0, 0.0]}])
+        keys = [r["key"] for r in client.query(name, filter=f'key like "{HEAD}-%"', output_fields=["key"], limit=1024)]
+        if key not in keys:  # never rewrite a row readers may be reading (see read_head)
+            client.upsert(name, [{"key": key, "body": json.dumps(head), "unused": [0.0, 0.0]}])
+        older = [k for k in keys if k < key]
+        if older:
+            client.delete(name, ids=older)
 
 
 def delete_manifests_except(client, name: str, uri: str, version: int) -> None:
     """Remove manifest rows of other versions (earlier commits, interrupted builds)."""
+    keep = f"m{version}-"
     with milvus_errors(uri, "removing old manifests"):
-        client.delete(name, filter=f'key != "{HEAD}" and not (key like "m{version}-%")')
+        rows = client.query(name, filter='key like "m%"', output_fields=["key"], limit=16_384)
+        old = [r["key"] for r in rows if not r["key"].startswith(keep)]
+        if old:  # by key: Milvus Lite 2.5 has no `not` in filters
+            client.delete(name, ids=old)
 
 
 def _part_key(version: int, part: int) -> str:

@@ -63,15 +63,15 @@ class Settings:
     # --- where the index lives. "faiss": files in index_dir, in this process's memory (one machine).
     # "milvus": a Milvus collection (rag/milvus_store.py) that several app servers can share.
     store: str = "faiss"
-    # "" = Milvus Lite in <index_dir>/milvus.db (one process); a local folder path, also Milvus Lite;
-    # or http://host:19530 for a Milvus standalone or cluster (or a `milvus-lite server`).
+    # "" = Milvus Lite in <index_dir>/milvus.db (one process); a local path ending in .db, also Milvus Lite;
+    # or http://host:19530 for a Milvus standalone or cluster (or Milvus Lite shared by `rag milvus-serve`).
     milvus_uri: str = ""
     milvus_token: str = ""  # "user:password" or an API key, for a server with authentication
     milvus_collection: str = "rag_chunks"  # one collection per index (plus <name>_meta for its manifest)
     milvus_timeout_s: float = 10.0  # connect and per-call timeout: a store that is down is an error, not a hang
     # Keyword search on Milvus: "server" (Milvus's own BM25 function), "client" (our BM25 over the
     # chunk texts, loaded from Milvus into each app server) or "auto": server on Milvus >= 2.5, client on
-    # Milvus Lite, whose BM25 keeps statistics per segment (scores differ from global BM25).
+    # Milvus Lite (it serves one machine; Lite 2.5 lacks TEXT_MATCH, so the check's IDF would be a scan).
     milvus_bm25: str = "auto"
 
     # --- prompting and answering

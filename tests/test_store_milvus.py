@@ -1,5 +1,5 @@
-"""The Milvus store, for real against Milvus Lite (in this process, or as a `milvus-lite server`
-process that speaks Milvus's protocol: the client code is the code a cluster gets).
+"""The Milvus store, for real against Milvus Lite (Milvus's C++ engine in a process of its own, reached
+by this process alone or, through `rag milvus-serve`, on a port: the client code is the code a cluster gets).
 
 Oracles: the FAISS index built from the same documents with the same embedder (same chunks, same
 vectors, same BM25), and numpy brute force for the dense top-k.
@@ -32,7 +32,6 @@ from conftest import MEKONG_DOC, ROOT, UK_DOC  # noqa: E402
 from test_index import CountingEmbedder  # noqa: E402
 
 FAKE = {"RAG_EMBEDDER": "hashing", "RAG_ENGINE": "echo"}
-MILVUS_LITE = [sys.executable, "-c", "from milvus_lite.cmdline import main; raise SystemExit(main())"]
 
 
 def config(tmp_path: Path, uri: str = "", bm25: str = "client", timeout: float = 10.0) -> MilvusConfig:
@@ -53,10 +52,10 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path):
-    """A `milvus-lite server` process: several app processes share it, as they would a cluster."""
+    """Milvus Lite served on a port (`rag milvus-serve`): several app processes share it, as they would a cluster."""
     port = free_port()
-    proc = subprocess.Popen(MILVUS_LITE + ["server", "--data-dir", str(tmp_path / "server.db"), "--host", "127.0.0.1",
-                                           "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "rag", "milvus-serve", "--milvus-uri", str(tmp_path / "server.db"),
+                             "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 30
     while time.time() < deadline:
         with socket.socket() as s:
@@ -114,6 +113,11 @@ def test_same_chunks_vectors_and_topk_as_faiss_exact_search(docs, tmp_path, bm25
             assert [h.keyword_score for h in ours] == pytest.approx([h.keyword_score for h in theirs], abs=1e-4)
         else:  # Milvus's BM25 function over our terms: the keyword candidates match the query's words
             assert found.keyword_ids and all(found.keyword[k] > 0 for k in found.keyword_ids)
+    vocab = sorted(faiss_index.bm25.vocab)
+    inner = [t for t in vocab if t.isalpha() and any(t in u and t != u for u in vocab)][:8]  # "train" in "trainer"
+    assert len(inner) >= 3
+    for word in ["trafficking", "Mekong", "zebra"] + inner:  # the IDF the answer check asks of either store
+        assert index.bm25.idf_of(word) == pytest.approx(faiss_index.bm25.idf_of(word), abs=1e-6), word
     assert HybridRetriever(index, embedder).search("What did the UK fund?", 3)[0].chunk.source == UK_DOC
 
 
@@ -270,7 +274,8 @@ def test_wrong_uri_and_corrupt_manifest(docs, tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "milvus_uri" in r.stderr, r.stderr
     cfg = config(tmp_path)
     index, _ = build(docs, cfg)
-    index.client.upsert("rag_chunks_meta", [{"key": "head", "body": json.dumps(dict(index.head, sha256="0" * 64)), "unused": [0.0, 0.0]}])
+    head_key = max(r["key"] for r in index.client.query("rag_chunks_meta", filter='key like "head-%"', output_fields=["key"]))
+    index.client.upsert("rag_chunks_meta", [{"key": head_key, "body": json.dumps(dict(index.head, sha256="0" * 64)), "unused": [0.0, 0.0]}])
     with pytest.raises(IndexCorruptError):
         open_milvus_index(cfg, CountingEmbedder(), 300, 50)
     embedder = CountingEmbedder()
@@ -291,3 +296,23 @@ def test_cli_index_says_which_keyword_search_and_other_store_rebuilds(docs, tmp_
     assert json.loads(r.stdout)["passages"][0]["source"] == UK_DOC
     r = rag_cli("ask", "--docs", str(docs), "--index", str(ix), "--store", "milvus", "--json", "What did the UK fund?")
     assert r.returncode == 0 and json.loads(r.stdout)["citations"][0]["source"] == UK_DOC
+
+
+def test_lite_file_open_in_another_process_is_one_line_error(tmp_path):
+    from rag import milvus_conn
+
+    uri = str(tmp_path / "held.db")
+    hold = "import sys, time; from rag.milvus_conn import connect; connect(sys.argv[1]); print('open', flush=True); time.sleep(120)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, uri], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(StoreError, match="open in another process.*milvus-serve"):
+            milvus_conn.connect(uri)
+    finally:
+        holder.kill()
+        holder.wait()
+    (tmp_path / "folder.db").mkdir()
+    with pytest.raises(StoreError, match="is a folder"):
+        milvus_conn.connect(str(tmp_path / "folder.db"))
+    with pytest.raises(StoreError, match="at most 36"):
+        milvus_conn.connect(str(tmp_path / ("x" * 40 + ".db")))
