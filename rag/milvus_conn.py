@@ -1,10 +1,12 @@
 """Milvus connections and the two collections of one index, through pymilvus's `MilvusClient`.
 
-The same client code talks to a Milvus cluster, a standalone server, Milvus Lite served to
-several processes (`python -m rag milvus-serve`, then `http://host:port`), or Milvus Lite started inside this process for a local path ending in `.db`.
+The same client code talks to a Milvus cluster, a standalone server, Milvus Lite shared by several
+processes (`python -m rag milvus-serve`, then `http://host:port`), or Milvus Lite started for this
+process alone, for a local path ending in `.db`.
 An index is two collections: `<name>` holds the chunks (text, source, offsets, title, url, content
-hash, build number) and their vectors; `<name>_meta` holds the manifest, split into rows, and one
-head row naming the committed manifest: adding a head row is the commit point.
+hash, build number) and their vectors; `<name>_meta` holds the manifest, split into rows, and
+`head-<version>-<n>` rows, the newest naming the committed manifest: adding a head row is the commit
+point. (Indexes written with the single `head` row of before 2026-11-30 are not found, so they rebuild.)
 
 >>> is_lite("index/milvus.db"), is_lite("http://milvus:19530")
 (True, False)
@@ -135,8 +137,9 @@ def serve_lite(uri: str, host: str, port: int) -> None:
 
 
 def server_has_bm25(client, uri: str) -> bool:
-    """Milvus >= 2.5 scores BM25 with collection-wide statistics; Milvus Lite keeps them per segment
-    (and Milvus Lite 2.5 does not say its version: UNIMPLEMENTED)."""
+    """Whether `milvus_bm25 = auto` uses Milvus's BM25: on Milvus >= 2.5 (collection-wide statistics,
+    TEXT_MATCH for the IDF), not on Milvus Lite, which serves one machine (and Lite 2.5 does not even
+    say its version: UNIMPLEMENTED)."""
     if is_lite(uri):
         return False
     try:

@@ -316,3 +316,12 @@ def test_lite_file_open_in_another_process_is_one_line_error(tmp_path):
         milvus_conn.connect(str(tmp_path / "folder.db"))
     with pytest.raises(StoreError, match="at most 36"):
         milvus_conn.connect(str(tmp_path / ("x" * 40 + ".db")))
+
+
+def test_a_server_without_hnsw_gets_exact_search(docs, tmp_path, server):
+    # Milvus Lite on a port refuses HNSW ("local mode only support FLAT IVF_FLAT"): above
+    # exact_search_max the store falls back to FLAT and says so in the manifest.
+    embedder = HashingEmbedder(128)
+    index, report = build(docs, config(tmp_path, uri=server), embedder, exact_max=1)
+    assert report.total_chunks > 1 and index.manifest["vector_index"] == "flat"
+    assert HybridRetriever(index, embedder).search("What did the UK fund?", 3)[0].chunk.source == UK_DOC
