@@ -64,9 +64,6 @@ def connect(uri: str, token: str = "", timeout: float = 10.0):
         raise StoreError("store = milvus needs pymilvus and milvus-lite: pip install -r requirements.txt") from None
     if is_lite(uri):
         _check_lite_path(uri)
-        with warnings.catch_warnings():  # milvus_lite 2.5 imports the deprecated pkg_resources
-            warnings.simplefilter("ignore")
-            import milvus_lite  # noqa: F401
     try:
         with milvus_errors(uri, "connecting"):
             return MilvusClient(uri=uri, token=token, timeout=timeout)
@@ -77,6 +74,7 @@ def connect(uri: str, token: str = "", timeout: float = 10.0):
 def _check_lite_path(uri: str) -> None:
     """Milvus Lite keeps an index in one file and serves one process: say what is wrong in one line,
     rather than let milvus_lite log a traceback."""
+    _import_lite()
     path = Path(uri)
     if path.suffix != ".db":
         raise StoreError(f"milvus_uri {uri!r} is neither http://host:port nor a Milvus Lite path ending in .db")
@@ -91,6 +89,16 @@ def _check_lite_path(uri: str) -> None:
             f"the Milvus Lite data at {uri} is open in another process (Milvus Lite serves one process); "
             f"to share it, run `python -m rag milvus-serve --milvus-uri {uri} --port 19530` and use milvus_uri = http://127.0.0.1:19530"
         )
+
+
+def _import_lite() -> None:
+    """Import milvus_lite before pymilvus does: 2.5 imports the deprecated pkg_resources, which warns."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import milvus_lite  # noqa: F401
+        except ImportError:
+            raise StoreError("a Milvus Lite path (.db) needs milvus-lite: pip install -r requirements.txt") from None
 
 
 def _lock_held(lock: Path, data: Path) -> bool:
@@ -121,9 +129,7 @@ def serve_lite(uri: str, host: str, port: int) -> None:
     import threading
 
     _check_lite_path(uri)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from milvus_lite.server import Server
+    from milvus_lite.server import Server
     server = Server(str(Path(uri).absolute()), f"{host}:{port}")
     if not (server.init() and server.start()):
         raise StoreError(f"Milvus Lite could not serve {uri} on {host}:{port} (is the port taken, or the file open elsewhere?)")
