@@ -326,12 +326,12 @@ def _scale_milvus(settings, folder: Path, tmp: Path, embedder, faiss_index, qs: 
            "milvus_uri": config.uri if settings.milvus_uri else "Milvus Lite (temporary)", "milvus_build_s": build_s}
     out.update(_scale_search("milvus", HybridRetriever(index, embedder), faiss_index, qs,
                              lambda qv: [rows[k] for k in index.candidates("", qv, 10).dense_ids]))
-    if not settings.milvus_uri:  # Milvus Lite: what its files take on disk, for the README's sizing table
-        out["milvus_disk_bytes"] = sum(f.stat().st_size for f in (tmp / "milvus").rglob("*") if f.is_file())
     if settings.milvus_uri:
         from . import milvus_store
 
         milvus_store._drop(index.client, config)
+    else:  # Milvus Lite: what its files take on disk, for the README's sizing table
+        out["milvus_disk_bytes"] = sum(f.stat().st_size for f in (tmp / "milvus").rglob("*") if f.is_file())
     return out
 
 

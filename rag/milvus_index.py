@@ -30,6 +30,7 @@ from .terms import terms
 from .vectors import HNSW_EF_SEARCH
 
 CHUNK_FIELDS = ["build", "chunk_id", "source", "title", "url", "start", "stop", "text"]
+HIT_FIELDS = CHUNK_FIELDS + ["pk"]  # a search hit's row, with its key (Lite 2.5 names the hit's own key `id`)
 MAX_LIMIT = 16_384  # Milvus's largest top-k and query result
 TIE_SLACK = 8  # rows fetched past n, so equal scores are cut where FAISS cuts them (lower key first)
 RETRIES = 3
@@ -263,7 +264,7 @@ class _Search:
         limit = min(n + self.extra + TIE_SLACK, MAX_LIMIT)
         with mc.milvus_errors(self.config.uri, "searching"):
             result = self.client.search(self.config.collection, data=data, anns_field=field, limit=limit,
-                                        filter=filter_ or self.filter, output_fields=CHUNK_FIELDS + ["pk"], search_params=params)
+                                        filter=filter_ or self.filter, output_fields=HIT_FIELDS, search_params=params)
         rows = [dict(h["entity"], score=float(h["distance"])) for h in result[0]]
         if field == "sparse":
             for r in rows:
@@ -285,11 +286,11 @@ class _Search:
         expr = f"pk in [{', '.join(json.dumps(p) for p in pks)}]"
         with mc.milvus_errors(self.config.uri, "reading chunks"):
             hits = self.client.search(self.config.collection, data=[self.qvec.tolist()], anns_field="vector", limit=len(pks),
-                                      filter=expr, output_fields=CHUNK_FIELDS + ["pk"],
+                                      filter=expr, output_fields=HIT_FIELDS,
                                       search_params={"metric_type": "IP", "params": {"ef": max(HNSW_EF_SEARCH, len(pks))}})[0]
             found = {h["entity"]["pk"]: (float(h["distance"]), chunk_of(h["entity"])) for h in hits}
             missing = [p for p in pks if p not in found]
-            rows = self.client.get(self.config.collection, ids=missing, output_fields=CHUNK_FIELDS + ["pk", "vector"]) if missing else []
+            rows = self.client.get(self.config.collection, ids=missing, output_fields=HIT_FIELDS + ["vector"]) if missing else []
         found.update({r["pk"]: (float(np.asarray(r["vector"], dtype=np.float32) @ self.qvec), chunk_of(r)) for r in rows})
         return {pks[p]: v for p, v in found.items() if p in pks}
 
