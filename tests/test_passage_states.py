@@ -313,3 +313,17 @@ def test_reply_cache_passes_passage_states_through_and_keys_them_apart(tmp_path)
     assert states.reuses_passage_states and not plain.reuses_passage_states
     messages = [{"role": "user", "content": "q"}]
     assert plain.key(messages, 160) != states.key(messages, 160)
+
+
+@pytest.mark.models
+def test_states_of_one_build_are_not_read_by_another(tiny, monkeypatch):
+    """The identity names the build's CPU features: kernels for other instruction sets round differently."""
+    import llama_cpp
+
+    tiny.llm  # loaded, so the identity can hash the model file
+    this_build = tiny._state_identity()
+    assert llama_cpp.llama_print_system_info().decode().strip() in this_build
+    monkeypatch.setattr(llama_cpp, "llama_print_system_info", lambda: b"CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | ")
+    other_build = tiny._state_identity()
+    assert other_build != this_build
+    assert StateStore(Path("/nonexistent"), this_build).key([1], [2]) != StateStore(Path("/nonexistent"), other_build).key([1], [2])

@@ -105,13 +105,18 @@ class LlamaCppGenerator(Generator):
         return plain
 
     def _state_identity(self) -> str:
-        """What a saved state depends on: the model's bytes, the engine's version, its cache layout."""
+        """What a saved state depends on: the model's bytes, the engine's version and build, its cache layout.
+
+        The build's CPU features are part of it: kernels for other instruction sets round differently,
+        so a state written by one build is not reused by another (`llama_build.py`).
+        """
         import llama_cpp
 
         from ..fileio import sha256_file
 
         sha = self.ref.sha256 or sha256_file(self._model_path)
-        return f"{sha}|llama_cpp-{llama_cpp.__version__}|kv-{self.kv_cache_type}"
+        build = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
+        return f"{sha}|llama_cpp-{llama_cpp.__version__}|{build}|kv-{self.kv_cache_type}"
 
     def precompute_states(self, system: str, head: str, blocks: Sequence[str]) -> int:
         """Compute and save the states of `blocks` now (indexing time) instead of on first use."""

@@ -55,7 +55,7 @@ class StateStore:
 
     def __init__(self, folder: Path, identity: str, memory_mb: float = 256, disk_mb: float = 4096):
         self.folder = Path(folder)
-        self.identity = identity  # model sha256, engine version and cache type: what the bytes depend on
+        self.identity = identity  # model sha256, engine version and build (CPU features), cache type: what the bytes depend on
         self.memory_cap = int(memory_mb * 1024 * 1024)
         self.disk_cap = int(disk_mb * 1024 * 1024)
         self._memory: OrderedDict[str, BlockState] = OrderedDict()
