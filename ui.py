@@ -59,7 +59,7 @@ def build_app(pipeline: Pipeline, examples: list[str] | None = None):
         gr.Markdown("## Ask your documents\nAnswers come from a local model and cite the passages they use. Nothing leaves this machine.")
         chat, box, send, stop, sources = _chat_panel(examples)
         with gr.Accordion("Settings", open=False):
-            k = gr.Slider(1, 10, value=s.top_k, step=1, label="Passages given to the model")
+            k = gr.Slider(1, 10, value=pipeline.prompt_k, step=1, label="Passages given to the model")
             max_tokens = gr.Slider(16, 512, value=s.max_new_tokens, step=16, label="Max answer length (tokens)")
             gr.Textbox(value=_engine_line(pipeline), label="Engine and models", interactive=False)
         _wire_chat(pipeline, chat, box, send, stop, sources, k, max_tokens)

@@ -306,13 +306,18 @@ class Pipeline:
         )
         yield Done(replace(answer, timings=timings))
 
+    @property
+    def prompt_k(self) -> int:
+        """How many passages a prompt gets unless a call says otherwise (the page's default too)."""
+        return self.settings.passage_states_k if self.generator.reuses_passage_states else self.settings.top_k
+
     def _retrieve(self, question: str, query: str, k: int | None):
         """The index searched (one snapshot for the whole answer), its hits, and the passages for the prompt."""
         retriever = self._retriever()
         index = retriever.index
         queries = [query] if query == question else [question, query]
         whole = self.generator.reuses_passage_states  # whole chunks: their states are computed once, not per question
-        hits = retriever.search_many(queries, k or (self.settings.passage_states_k if whole else self.settings.top_k))
+        hits = retriever.search_many(queries, k or self.prompt_k)
         if whole:
             passages = whole_chunks(hits)
         else:

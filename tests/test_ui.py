@@ -258,3 +258,25 @@ def test_streamed_answer_cannot_show_a_planted_link(tmp_path):
     for message in shown:
         rendered = MarkdownIt("commonmark", {"html": True}).render(message)
         assert "evil.example/a\"" not in rendered and "<img" not in rendered, message
+
+
+def test_page_gives_the_model_as_many_passages_as_the_cli(fake_settings, monkeypatch):
+    """The page's passages slider starts at the count `ask`, `eval` and `/ask` use, with passage states on or off."""
+    import ui
+    from rag.generation.echo import EchoGenerator
+    from rag.pipeline import Pipeline
+    from rag.retrieval import HybridRetriever
+
+    class WithStates(EchoGenerator):
+        reuses_passage_states = True
+
+    settings = fake_settings.replace(top_k=5, passage_states_k=2)
+    real_search = HybridRetriever.search_many
+    for generator, expected in ((EchoGenerator(), 5), (WithStates(), 2)):
+        p = Pipeline.from_settings(settings, generator=generator)
+        slider = next(c for c in ui.build_app(p).blocks.values() if getattr(c, "label", "") == "Passages given to the model")
+        assert p.prompt_k == expected and slider.value == expected
+        asked = []
+        monkeypatch.setattr(HybridRetriever, "search_many", lambda self, queries, k: asked.append(k) or real_search(self, queries, k))
+        p.ask("What did the UK fund?")
+        assert asked == [expected]
