@@ -25,14 +25,20 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt $(ENGINE
 .PHONY: setup run test test-all index
 setup: $(STAMP)
 
+# Each use first checks that .venv's llama.cpp still reports the features its build chose (~0.5 s):
+# a library replaced by hand since set-up (pip install llama-cpp-python, a cached wheel) is named, not run.
 run: $(STAMP)
+	@$(PY) $(ENGINE) verify
 	$(PY) ui.py
 
 index: $(STAMP)
+	@$(PY) $(ENGINE) verify
 	$(PY) -m rag index
 
 test: $(STAMP)
+	@$(PY) $(ENGINE) verify
 	$(PY) -m pytest -q -m "not slow"
 
 test-all: $(STAMP)
+	@$(PY) $(ENGINE) verify
 	$(PY) -m pytest -q

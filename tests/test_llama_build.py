@@ -129,3 +129,16 @@ def test_installed_engine_reports_the_features_its_flags_chose():
     lb.verify_report(info, args)
     assert "AMX_INT8 = 1" not in info
     assert ("AVX2 = 1" in info) == ("-DGGML_AVX2=ON" in args)
+
+
+def test_crash_of_an_amx_build_names_the_amx_kernels():
+    amx = "CPU : AVX2 = 1 | AVX512 = 1 | AVX512_VNNI = 1 | AMX_INT8 = 1 | OPENMP = 1 | "
+    assert "AMX kernels" in lb._crash_message(11, amx) and "SIGSEGV" in lb._crash_message(11, amx)
+    assert "AMX" not in lb._crash_message(4, amx.replace("AMX_INT8 = 1 | ", ""))
+
+
+def test_verify_names_an_environment_without_llama_cpp(tmp_path):
+    no_llama = _fake_python(tmp_path, "exit 1")
+    done = subprocess.run([sys.executable, str(SCRIPT), "verify", "--python", str(no_llama)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "cannot be imported" in done.stderr and len(done.stderr.strip().splitlines()) == 1

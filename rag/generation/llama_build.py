@@ -19,6 +19,7 @@ Stdlib only, runnable before anything else is installed::
     python3 rag/generation/llama_build.py key       # the build key (names the wheel folder and make's stamp)
     .venv/bin/python rag/generation/llama_build.py install   # build (once per key) and install the wheel
     .venv/bin/python rag/generation/llama_build.py check     # one short generation in a child process
+    .venv/bin/python rag/generation/llama_build.py verify    # the installed library's features, no generation
     .venv/bin/python rag/generation/llama_build.py speed --model M.gguf   # prompt and generation tokens/s
 
 Environment: `LLAMA_CPU=portable` builds for any x86-64 CPU since 2013 (AVX2, FMA, F16C, BMI2) instead
@@ -215,17 +216,31 @@ def check(python: str = sys.executable, timeout: float = 300) -> str:
     except OSError as e:
         raise BuildError(f"cannot run {python}: {e.strerror}") from None
     if done.returncode < 0:
-        raise BuildError(_crash_message(-done.returncode))
+        raise BuildError(_crash_message(-done.returncode, system_info(python)))
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise BuildError(f"the llama.cpp engine check failed: {last}")
     return done.stdout.strip()
 
 
-def _crash_message(signum: int) -> str:
+def system_info(python: str = sys.executable) -> str:
+    """The installed library's feature report, read in a child without generating ("" if it cannot be read)."""
+    code = "import llama_cpp; print(llama_cpp.llama_print_system_info().decode())"
+    try:
+        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _crash_message(signum: int, info: str = "") -> str:
     name = signal.Signals(signum).name if signum in signal.valid_signals() else f"signal {signum}"
-    cause = ("the build uses an instruction this CPU cannot run" if signum == signal.SIGILL
-             else "the engine crashed")
+    if "AMX_INT8" in reported_features(info):
+        cause = "the build has ggml's AMX kernels (AMX_INT8 = 1), which crash: llama.cpp PR #26954"
+    elif signum == signal.SIGILL:
+        cause = "the build uses an instruction this CPU cannot run"
+    else:
+        cause = "the engine crashed"
     return (f"llama.cpp died with {name} on a short generation ({cause}): rebuild it for this CPU with "
             f"`rm -f .venv/.installed-* && make setup`, or `LLAMA_CPU=portable make setup` for the portable build "
             f"(docs/cpus.md)")
@@ -277,7 +292,7 @@ def verify_report(system_info: str, args: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build, install and check llama-cpp-python for this CPU.")
-    parser.add_argument("command", choices=("args", "key", "install", "check", "speed"))
+    parser.add_argument("command", choices=("args", "key", "install", "check", "verify", "speed"))
     parser.add_argument("--python", default=sys.executable, help="the environment's Python (default: this one)")
     parser.add_argument("--model", help="speed: the GGUF to time (e.g. ~/.cache/local-rag/models/qwen2.5-coder-1.5b-instruct.gguf)")
     parser.add_argument("--rounds", type=int, default=3, help="speed: rounds (the median is printed)")
@@ -294,6 +309,11 @@ def main(argv: list[str] | None = None) -> int:
             if not opts.model:
                 raise BuildError("speed needs --model PATH.gguf")
             print(speed(opts.model, opts.python, rounds=opts.rounds))
+        elif opts.command == "verify":
+            info = system_info(opts.python)
+            if not info:
+                raise BuildError(f"llama_cpp cannot be imported by {opts.python}: run `make setup`")
+            verify_report(info, args)
         else:
             info = check(opts.python)
             verify_report(info, args)
