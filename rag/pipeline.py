@@ -193,7 +193,10 @@ class Pipeline:
     def warm_up(self) -> None:
         """Load both models now rather than on the first question."""
         self.embedder.embed_query("warm up")
-        self.generator.warm_up(load_prompt("system.txt").strip())
+        system = load_prompt("system.txt").strip()
+        self.generator.warm_up(system)
+        if self.generator.reuses_passage_states:  # the block prompts' fixed head, evaluated as they will use it
+            self.generator.precompute_states(system, block_texts([])[0], [])
 
     def precompute_states(self) -> int:
         """Compute the engine's saved state of every chunk now (`rag index --states`); return how many were new."""

@@ -327,3 +327,45 @@ def test_states_of_one_build_are_not_read_by_another(tiny, monkeypatch):
     other_build = tiny._state_identity()
     assert other_build != this_build
     assert StateStore(Path("/nonexistent"), this_build).key([1], [2]) != StateStore(Path("/nonexistent"), other_build).key([1], [2])
+
+
+@pytest.mark.models
+def test_first_answer_equals_every_later_one_with_the_default_model(tmp_path_factory):
+    """A prompt whose passage states are computed now gives the model exactly the logits it gets once they
+    are saved (in a new process, or later in this one). It did not: the state's own evaluation stayed in
+    the cache, and the 1.5B model's logits came out up to 0.45 apart (another greedy reply on first use)."""
+    import llama_cpp.llama_cpp as C
+    import numpy as np
+
+    from rag.generation.llama_cpp import LlamaCppGenerator
+    from rag.models import resolve
+
+    from conftest import SEEDS, UK_DOC
+
+    ref = resolve("packaged:qwen2.5-coder-1.5b-instruct", tmp_path_factory.getbasetemp() / "default-model-cache")
+    states = tmp_path_factory.mktemp("states")
+    text = (SEEDS / UK_DOC).read_text()
+    parts = build_blocks("What did the UK fund?", whole_chunks(_hits(text[:1100], text[1500:2600])))
+
+    def last_logits(gen: LlamaCppGenerator) -> np.ndarray:
+        tokens = gen.block_prefill(parts.system).prefill(parts)
+        gen.llm.eval(tokens[gen.llm.n_tokens:])
+        return np.ctypeslib.as_array(C.llama_get_logits_ith(gen.llm._ctx.ctx, -1), shape=(gen.llm.n_vocab(),)).copy()
+
+    first = LlamaCppGenerator(ref, n_ctx=2048, n_threads=2, state_dir=states)
+    cold = last_logits(first)
+    assert first.state_store.stats.computed == 2
+    later = LlamaCppGenerator(ref, n_ctx=2048, n_threads=2, state_dir=states)  # a new process's view: states on disk
+    warm = last_logits(later)
+    assert later.state_store.stats.computed == 0
+    assert np.array_equal(cold, warm)
+    # The page warms up with a chat prompt that shares the head's first tokens, then the pipeline's
+    # warm-up evaluates the head: the page's answer must be the one `ask` gives.
+    page = LlamaCppGenerator(ref, n_ctx=2048, n_threads=2, state_dir=states)
+    page.warm_up(parts.system)
+    page.precompute_states(parts.system, parts.head, [])
+    assert np.array_equal(last_logits(page), cold)
+    # And a head left half cached by another prompt (a follow-up's rewrite) is evaluated anew, whole.
+    for _ in page.stream([{"role": "system", "content": parts.system}, {"role": "user", "content": "Hi"}], max_tokens=1):
+        pass
+    assert np.array_equal(last_logits(page), cold)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,10 @@ class Generator(ABC):
 
     def warm_up(self, system_prompt: str = "") -> None:
         """Load weights (and run `system_prompt` once where that is kept), so the first question is not slower."""
+
+    def precompute_states(self, system: str, head: str, blocks: Sequence[str]) -> int:
+        """Compute and save the states of `blocks` behind `head` now; return how many were new (0: keeps none)."""
+        return 0
 
     def yes_probability(self, messages: list[dict], grounding: Grounding | None = None) -> float | None:
         """P("Yes") / (P("Yes") + P("No")) for the first token of the reply to `messages`.

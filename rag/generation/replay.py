@@ -108,3 +108,6 @@ class ReplayCache(Generator):
 
     def warm_up(self, system_prompt: str = "") -> None:
         self.inner.warm_up(system_prompt)
+
+    def precompute_states(self, system: str, head: str, blocks) -> int:
+        return self.inner.precompute_states(system, head, blocks)
