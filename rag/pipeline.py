@@ -220,7 +220,7 @@ class Pipeline:
     def _retriever(self) -> HybridRetriever:
         """A retriever over the current index (cheap: it holds references only)."""
         s = self.settings
-        return HybridRetriever(self.index, self.embedder, s.candidates, s.rrf_k, s.fusion, s.dense_weight)
+        return HybridRetriever(self.index, self.embedder, s.candidates, s.rrf_k, s.fusion, s.dense_weight, s.term_weight)
 
     def check_question(self, question: str) -> str:
         """Clean a question or raise QuestionError with a message for the user."""

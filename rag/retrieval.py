@@ -23,6 +23,7 @@ import numpy as np
 
 from .embedding import Embedder
 from .errors import RagError
+from .exact_terms import asked_terms, term_score
 from .records import Candidates, Hit
 
 
@@ -70,7 +71,8 @@ class HybridRetriever(Retriever):
     """
 
     def __init__(self, index, embedder: Embedder, candidates: int = 30, rrf_k: int = 10,
-                 fusion: str = "convex", dense_weight: float = 0.5):
+                 fusion: str = "convex", dense_weight: float = 0.5, term_weight: float = 0.0):
+        """`term_weight`: how much the question's own years and quarters count (`exact_terms`; convex only)."""
         self.index = index
         self.embedder = embedder
         self.candidates = candidates
@@ -79,6 +81,7 @@ class HybridRetriever(Retriever):
             raise RagError(f"unknown fusion {fusion!r} (convex, rrf)")
         self.fusion = fusion
         self.dense_weight = dense_weight
+        self.term_weight = term_weight
 
     def search(self, query: str, k: int) -> list[Hit]:
         return self.search_many([query], k)
@@ -93,12 +96,17 @@ class HybridRetriever(Retriever):
             return []
         n = max(self.candidates, k)
         per_query = [self.index.candidates(query, self.embedder.embed_query(query), n) for query in queries]
-        fused = self._fuse(per_query)[:k]
+        chunks = {key: chunk for c in per_query for key, chunk in c.chunks.items()}
+        fused = self._fuse(per_query)
+        asked = asked_terms(queries[0])
+        if asked and self.term_weight and self.fusion == "convex":
+            fused = sorted(((key, score + self.term_weight * term_score(asked, chunks[key].text)) for key, score in fused),
+                           key=lambda kv: (-kv[1], kv[0]))
+        fused = fused[:k]
         first = per_query[0]
         # A hit that only another phrasing found still reports the first query's exact scores.
         missing = [key for key, _ in fused if key not in first.dense]
         extra = self.index.exact_scores(queries[0], first.qvec, missing) if missing else {}
-        chunks = {key: chunk for c in per_query for key, chunk in c.chunks.items()}
         hits = []
         for rank, (key, score) in enumerate(fused, start=1):
             dense, keyword = (first.dense[key], first.keyword[key]) if key in first.dense else extra[key][:2]

@@ -54,6 +54,9 @@ class Settings:
     # (the weight sweep was flat, MRR .833-.835 for w=0.4-0.6, so the even split stays). See rag/retrieval.py.
     fusion: str = "convex"
     dense_weight: float = 0.5
+    # The question's own years and quarters (rag/exact_terms.py): added to the fused score times this
+    # (+1 a candidate states one, -1 it states only others). 0 = off. Fitted in docs/retrieval.md.
+    term_weight: float = 0.0
     # Reciprocal rank fusion constant (fusion = "rrf"). 60 is the paper's (Cormack et al. 2009); k=10
     # gave hit@5 .960 vs .947 and MRR .782 vs .777 on the SQuAD slice (chunks of 1200).
     rrf_k: int = 10
