@@ -33,6 +33,7 @@ import hashlib
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -169,6 +170,8 @@ def install(python: str = sys.executable) -> Path:
         print(f"building {PACKAGE} {version} for this CPU (once per build key {key}, about 10 min): {' '.join(args) or 'defaults'}",
               flush=True)
         partial = folder.with_name(folder.name + ".partial")
+        for stale in (partial, folder):  # a build that stopped half way, a folder whose wheel was deleted
+            shutil.rmtree(stale, ignore_errors=True)
         env = dict(os.environ, CMAKE_ARGS=" ".join(args), CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2))
         cmd = [python, "-m", "pip", "wheel", "--no-cache-dir", "--no-deps", "-q", f"{PACKAGE}=={version}", "-w", str(partial)]
         if _pip(cmd, env) != 0:
