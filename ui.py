@@ -19,7 +19,7 @@ from rag.options import settings_from_args
 from rag.documents import SUPPORTED_SUFFIXES
 from rag.errors import RagError
 from rag.pipeline import Done, Pipeline, Retrieved, Token
-from rag.present import CSS, answer_markdown, plain_markdown, sources_html
+from rag.present import CSS, answer_markdown, plain_markdown, provisional_markdown, sources_html
 from rag.questions import QUESTIONS_FILE, folder_questions, question_texts
 from rag.settings import Settings
 
@@ -162,7 +162,8 @@ def _respond(pipeline, message, chat_msgs, hist, turn_no, k, max_new, stop_flag)
                 yield chat_msgs, panel, hist, turn_no, ""
             elif isinstance(event, Token):
                 raw += event.text
-                chat_msgs[-1] = {"role": "assistant", "content": plain_markdown(raw)}  # the model's text, not markup
+                # The model's text, not markup, greyed and labelled until the check has kept or removed it.
+                chat_msgs[-1] = {"role": "assistant", "content": provisional_markdown(raw)}
                 yield chat_msgs, panel, hist, turn_no, ""
             elif isinstance(event, Done):
                 a = event.answer

@@ -46,6 +46,17 @@ def plain_markdown(text: str) -> str:
     return _BARE_LINK.sub(r"\g<0>\\", text)
 
 
+def provisional_markdown(raw: str) -> str:
+    """Text still streaming, before the answer check has kept or removed it: greyed, labelled, as text.
+
+    >>> print(provisional_markdown("Denver *won*"))
+    <span class="provisional">Denver \\*won\\*</span>
+    <BLANKLINE>
+    <small class="checking">⏳ Draft: not yet checked against the passages…</small>
+    """
+    return f'<span class="provisional">{plain_markdown(raw)}</span>\n\n<small class="checking">⏳ Draft: not yet checked against the passages…</small>'
+
+
 def answer_markdown(answer: Answer, turn: int) -> str:
     """The chat message: the short answer in bold first, then the cited answer (or the abstention)."""
     if answer.abstained:
@@ -130,6 +141,8 @@ CSS = """
 .sources .doc { max-height: 360px; overflow-y: auto; font-size: 0.9em; border-top: 1px dashed #ccc; padding-top: 6px; }
 .sources .query, .sources .status { color: #555; font-style: italic; }
 a.cite { text-decoration: none; font-weight: 600; }
+.provisional { color: #8a8a8a; }
+.checking { color: #8a8a8a; font-style: italic; }
 """
 
 

@@ -66,12 +66,16 @@ def test_abstention_and_removed_claims_are_escaped_too():
     assert Links(out).targets == ["a:#src-1-1"] and "<b>bold</b>" in visible_text(out)
 
 
-def test_streamed_text_is_shown_as_text():
-    from rag.present import plain_markdown
+def test_streamed_text_is_shown_as_text_and_as_unchecked():
+    from rag.present import provisional_markdown
 
-    out = rendered(plain_markdown("Partial [1] " + PLANTED + " **bold** <script>x</script>"))
+    out = rendered(provisional_markdown("Partial [1] " + PLANTED + " **bold** <script>x</script>"))
     assert Links(out).targets == [] and "<script>" not in out
     assert "**bold**" in visible_text(out) and "[1]" in visible_text(out)
+    # Greyed (its own class) and labelled until the check has kept or removed it; the checked answer is not.
+    assert '<span class="provisional">' in out and "not yet checked" in visible_text(out)
+    final = rendered(answer_markdown(answer("Yes [1]."), turn=1))
+    assert "provisional" not in final and "not yet checked" not in visible_text(final)
 
 
 # ---- the sources panel
