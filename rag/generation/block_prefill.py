@@ -174,12 +174,13 @@ class BlockPrefill:
         A head whose first part stayed cached from another prompt (the warm-up's chat, a follow-up's
         query rewrite) and whose rest was evaluated after it holds other numbers than a head evaluated
         at once, and the greedy answer could differ: the same question answered one way by `ask` and
-        another by the page. So a head not wholly cached is evaluated anew from its first token.
+        another by the page. So a head not wholly cached is evaluated anew from its first token; a head
+        wholly cached is left with what follows it (a follow-up reuses its first passages, `_assemble`).
         """
         if self._common_prefix(head) < len(head):
             self.C.llama_memory_seq_rm(self.mem, 0, -1, -1)
             self.llm.n_tokens = 0
-        self._keep_prefix(head)
+            self.llm.eval(head)
 
     def _keep_prefix(self, tokens: list[int]) -> None:
         """Make sequence 0 hold exactly `tokens`, evaluating only what is not cached already."""
