@@ -98,8 +98,8 @@ class HybridRetriever(Retriever):
         per_query = [self.index.candidates(query, self.embedder.embed_query(query), n) for query in queries]
         chunks = {key: chunk for c in per_query for key, chunk in c.chunks.items()}
         fused = self._fuse(per_query)
-        asked = asked_terms(queries[0])
-        if asked and self.term_weight and self.fusion == "convex":
+        asked = asked_terms(queries[0]) if self.term_weight and self.fusion == "convex" else None
+        if asked:
             fused = sorted(((key, score + self.term_weight * term_score(asked, chunks[key].text)) for key, score in fused),
                            key=lambda kv: (-kv[1], kv[0]))
         fused = fused[:k]
