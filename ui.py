@@ -59,7 +59,8 @@ def build_app(pipeline: Pipeline, examples: list[str] | None = None):
         gr.Markdown("## Ask your documents\nAnswers come from a local model and cite the passages they use. Nothing leaves this machine.")
         chat, box, send, stop, sources = _chat_panel(examples)
         with gr.Accordion("Settings", open=False):
-            k = gr.Slider(1, 10, value=pipeline.prompt_k, step=1, label="Passages given to the model")
+            k = gr.Slider(100, 2000, value=pipeline.evidence_tokens, step=20, label="Evidence given to the model (tokens)",
+                          info="Passages are taken in rank order while they fit; short snippets fit many, long chunks few.")
             max_tokens = gr.Slider(16, 512, value=s.max_new_tokens, step=16, label="Max answer length (tokens)")
             gr.Textbox(value=_engine_line(pipeline), label="Engine and models", interactive=False)
         _wire_chat(pipeline, chat, box, send, stop, sources, k, max_tokens)
@@ -156,7 +157,8 @@ def _respond(pipeline, message, chat_msgs, hist, turn_no, k, max_new, stop_flag)
     yield chat_msgs, panel, hist, turn_no, ""
     raw = ""
     try:
-        for event in pipeline.ask_stream(message, history=hist, k=k, max_new_tokens=max_new, stop_event=stop_flag):
+        for event in pipeline.ask_stream(message, history=hist, evidence_tokens=int(k), max_new_tokens=max_new,
+                                          stop_event=stop_flag):
             if isinstance(event, Retrieved):
                 panel = sources_html(event.passages, [], turn_no, event.search_query, message, status="Writing the answer…")
                 yield chat_msgs, panel, hist, turn_no, ""

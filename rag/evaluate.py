@@ -42,7 +42,11 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     p.add_argument("--json", dest="json_out", type=Path, help="write the summary and per-question records here")
     p.add_argument("--retrieval-only", action="store_true", help="skip generation (fast)")
-    p.add_argument("--k", type=int, help="passages given to the model (default: 2 whole chunks with passage states, else 4 sentence windows)")
+    p.add_argument("--k", type=int, help="the most passages given to the model (default: 12)")
+    p.add_argument("--evidence-tokens", type=int, help="token budget of the passages given to the model "
+                   "(default: 800 with passage states, else 480)")
+    p.add_argument("--prompt-only", action="store_true", help="build each answer prompt, generate nothing: "
+                   "the evidence figures (gold_in_prompt, answer_in_prompt, passages, tokens) in seconds")
     p.add_argument("--oracle", action="store_true", help="the reader alone: answer each answerable question of the sample "
                    "from its gold source documents whole, no retrieval (unanswerable questions are skipped)")
     p.add_argument("--reply-cache", type=Path, help="record the model's replies here and replay them for prompts seen "
@@ -73,21 +77,26 @@ def run_eval(args) -> int:
     pipeline = Pipeline.from_settings(settings, generator=_reply_cache(settings, args))
     retrieval = None if args.oracle else retrieval_records(pipeline, questions)
     sample = sample_questions(questions, args.limit, args.seed)
+    prompts = prompt_records(pipeline, sample) if args.prompt_only else []
     if args.oracle:
         answers = answer_records(pipeline, [q for q in sample if q.answerable], oracle=True)
     else:
-        answers = [] if args.retrieval_only else answer_records(pipeline, sample)
+        answers = [] if args.retrieval_only or args.prompt_only else answer_records(pipeline, sample)
     summary = summarize(retrieval, answers)
+    if prompts:
+        summary["prompt"] = prompt_summary(prompts)
     if args.oracle:
         summary = {"oracle": {"questions": len(answers), "skipped_unanswerable": len(sample) - len(answers)}, **summary}
     summary["settings"] = {"qa": str(args.qa), "docs": str(args.docs), "limit": args.limit, "seed": args.seed, "oracle": args.oracle,
-                           "top_k": settings.top_k, "chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap,
+                           "evidence_tokens": pipeline.evidence_tokens if answers or prompts else None,
+                           "max_passages": settings.max_passages, "chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap,
                            "engine": pipeline.generator.name if answers else None,
                            "generator": settings.generator, "embedder": settings.embedder}
     print_summary(summary)
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps({"summary": summary, "retrieval": retrieval or [], "answers": answers}, indent=1, ensure_ascii=False))
+        args.json_out.write_text(json.dumps({"summary": summary, "retrieval": retrieval or [], "answers": answers,
+                                             "prompts": prompts}, indent=1, ensure_ascii=False))
         print(f"wrote {args.json_out}")
     return 0
 
@@ -97,8 +106,8 @@ def _eval_inputs(args) -> tuple[Any, list[Question]]:
     settings = settings_from_args(args)
     if args.docs is None:
         raise RagError("eval needs --docs DIR")
-    if args.oracle and args.retrieval_only:
-        raise RagError("--oracle reads answers without retrieval; it cannot be combined with --retrieval-only")
+    if args.oracle and (args.retrieval_only or args.prompt_only):
+        raise RagError("--oracle reads answers without retrieval; it cannot be combined with --retrieval-only or --prompt-only")
     if args.index is None:
         settings = settings.replace(index_dir=default_index_dir(settings, args.docs))
     questions = load_questions(args.qa)
@@ -142,6 +151,34 @@ def retrieval_records(pipeline, questions: list[Question]) -> list[dict]:
         rank, rr = reciprocal_rank([h.chunk.source for h in hits], set(q.sources))
         records.append({"id": q.id, "rank": rank, "rr": rr})
     return records
+
+
+def prompt_records(pipeline, questions: list[Question]) -> list[dict]:
+    """The evidence each answerable question's prompt would carry (`--prompt-only`: no generation)."""
+    records = []
+    for q in _progress([q for q in questions if q.answerable], "prompts"):
+        messages, passages, blocks = pipeline.prompt_for(q.question)
+        records.append({
+            "id": q.id, "passages": len(passages), "blocks": len(blocks.blocks) if blocks else len(passages),
+            "gold_in_prompt": any(p.hit.chunk.source in q.sources for p in passages),
+            "answer_in_prompt": any(holds_gold(p.text, q.answers) for p in passages),
+            "evidence_tokens": sum(pipeline.generator.count_text(p.text) for p in passages),
+            "prompt_tokens": pipeline.generator.count_tokens(messages),
+        })
+    return records
+
+
+def prompt_summary(records: list[dict]) -> dict[str, Any]:
+    return {
+        "questions": len(records),
+        "gold_in_prompt": _mean([r["gold_in_prompt"] for r in records]),
+        "answer_in_prompt": _mean([r["answer_in_prompt"] for r in records]),
+        "passages_p50": percentile([r["passages"] for r in records], 0.5),
+        "passages_max": max(r["passages"] for r in records),
+        "blocks_p50": percentile([r["blocks"] for r in records], 0.5),
+        "evidence_tokens_p50": percentile([r["evidence_tokens"] for r in records], 0.5),
+        "prompt_tokens_p50": percentile([r["prompt_tokens"] for r in records], 0.5),
+    }
 
 
 # The abstention trade-off: each answer is judged again with one setting changed from the run's own

@@ -28,8 +28,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides = {
         "docs_dir": getattr(args, "docs", None), "index_dir": getattr(args, "index", None),
         "embedder": getattr(args, "embedder", None), "generator": getattr(args, "generator", None),
-        # --k is the number of passages in either prompt: windows (top_k) or whole chunks from states
-        "engine": getattr(args, "engine", None), "top_k": getattr(args, "k", None), "passage_states_k": getattr(args, "k", None),
+        # --k: `search`'s hits, and the most passages a prompt gets; --evidence-tokens: the prompt's budget
+        # (either prompt: whole chunks from states, or sentence windows)
+        "engine": getattr(args, "engine", None), "top_k": getattr(args, "k", None), "max_passages": getattr(args, "k", None),
+        "evidence_tokens": getattr(args, "evidence_tokens", None),
+        "evidence_tokens_windows": getattr(args, "evidence_tokens", None),
         "max_new_tokens": getattr(args, "max_new_tokens", None),
         "store": getattr(args, "store", None), "milvus_uri": getattr(args, "milvus_uri", None),
     }

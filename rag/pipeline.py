@@ -24,12 +24,13 @@ from typing import Iterator, Sequence
 from . import answer_type
 from .answering import Policy, abstain_early, finish, first_supported_claim, retrieval_evidence, with_model_check
 from .embedding import Embedder, make_embedder
+from .evidence import Budget, pack_sizes, within_budget
 from .documents import load_file
 from .errors import DocumentError, GenerationError, QuestionError, RagError
 from .generation import Generator, Grounding, Usage, make_generator
 from .terms import content_words
 from .citations import claim_text, find_markers
-from .prompting import (block_texts, build_blocks, build_messages, build_verify_blocks, load_prompt,
+from .prompting import (quoted, block_texts, build_blocks, build_messages, build_verify_blocks, load_prompt,
                         select_passages, whole_chunks)
 from .records import Answer, Hit, Passage, Timings
 from .retrieval import HybridRetriever
@@ -209,7 +210,7 @@ class Pipeline:
     def prompt_for(self, question: str) -> tuple[list[dict], list[Passage], object]:
         """The messages, passages and blocks (or None) `ask` would give the model for `question` alone."""
         question = self.check_question(question)
-        _, _, passages = self._retrieve(question, question, None)
+        _, _, passages = self._retrieve(question, question, None, None)
         return self._fit_prompt(question, passages, [], None)
 
     # ---- retrieval
@@ -249,13 +250,17 @@ class Pipeline:
     def ask_stream(
         self, question: str, history: Sequence[tuple[str, str]] = (), qid: str | None = None,
         k: int | None = None, max_new_tokens: int | None = None, stop_event: threading.Event | None = None,
+        evidence_tokens: int | None = None,
     ) -> Iterator[Retrieved | Token | Done]:
-        """Yield Retrieved, then Token pieces, then Done with the checked answer."""
+        """Yield Retrieved, then Token pieces, then Done with the checked answer.
+
+        `evidence_tokens` and `k` override the settings' evidence budget and most passages (the page's slider).
+        """
         t0 = time.perf_counter()
         question = self.check_question(question)
         history = list(history)[-self.settings.history_turns :] if self.settings.history_turns else []
         query = self.standalone_query(question, history)
-        index, hits, passages = self._retrieve(question, query, k)
+        index, hits, passages = self._retrieve(question, query, k, evidence_tokens)
         retrieve_ms = (time.perf_counter() - t0) * 1000
         yield Retrieved(tuple(passages), query)
         dense, overlap = retrieval_evidence(query, hits, index.bm25.idf_of)
@@ -310,22 +315,38 @@ class Pipeline:
         yield Done(replace(answer, timings=timings))
 
     @property
-    def prompt_k(self) -> int:
-        """How many passages a prompt gets unless a call says otherwise (the page's default too)."""
-        return self.settings.passage_states_k if self.generator.reuses_passage_states else self.settings.top_k
+    def evidence_tokens(self) -> int:
+        """The evidence budget a prompt gets unless a call says otherwise (the page's default too)."""
+        s = self.settings
+        return s.evidence_tokens if self.generator.reuses_passage_states else s.evidence_tokens_windows
 
-    def _retrieve(self, question: str, query: str, k: int | None):
+    def budget(self, evidence_tokens: int | None = None, k: int | None = None) -> Budget:
+        """What the prompt may take: the settings' budget, or a call's own tokens and most passages."""
+        s, blocks = self.settings, self.generator.reuses_passage_states
+        return Budget(tokens=evidence_tokens or self.evidence_tokens, min_passages=s.min_passages,
+                      max_passages=k or s.max_passages, max_blocks=s.evidence_blocks if blocks else 0,
+                      pack_tokens=s.pack_tokens if blocks else 0, max_per_source=s.max_per_source,
+                      near_duplicate=s.near_duplicate)
+
+    def _retrieve(self, question: str, query: str, k: int | None, evidence_tokens: int | None):
         """The index searched (one snapshot for the whole answer), its hits, and the passages for the prompt."""
         retriever = self._retriever()
         index = retriever.index
         queries = [query] if query == question else [question, query]
         whole = self.generator.reuses_passage_states  # whole chunks: their states are computed once, not per question
-        hits = retriever.search_many(queries, k or self.prompt_k)
+        budget = self.budget(evidence_tokens, k)
+        # Deeper than the ceiling, so that passages dropped as duplicates or over a document's cap leave room.
+        depth = budget.max_passages * (2 if budget.max_per_source or budget.near_duplicate else 1)
+        hits = retriever.search_many(queries, depth)
         if whole:
             passages = whole_chunks(hits)
         else:
             passages = select_passages(hits, question, index.bm25.idf_of, self.settings.passage_chars, context=query)
-        return index, hits, passages
+        return index, hits, within_budget(passages, self._passage_tokens, budget)
+
+    def _passage_tokens(self, text: str) -> int:
+        """A passage's tokens in the prompt, as quoted there (the budget's unit)."""
+        return self.generator.count_text(quoted(text))
 
     def _model_check(self, question: str, ruled: Answer, passages: Sequence[Passage], stop_event) -> float | None:
         """The model's P(Yes) that the passage cited for the answer states it (the rules judged the rest).
@@ -358,7 +379,8 @@ class Pipeline:
             answer_type.hint(question) if self.settings.answer_hint else "",
         )))
         while True:
-            blocks = build_blocks(question, passages, history, hint) if in_blocks else None
+            packs = pack_sizes([self._passage_tokens(p.text) for p in passages], self.settings.pack_tokens) if in_blocks else ()
+            blocks = build_blocks(question, passages, history, hint, packs) if in_blocks else None
             messages = blocks.messages() if blocks else build_messages(question, passages, history, hint)
             if self.generator.count_tokens(messages) <= budget:
                 return messages, passages, blocks

@@ -98,7 +98,7 @@ def whole_chunks(hits: Sequence[Hit]) -> list[Passage]:
     return passages
 
 
-def _quoted(text: str) -> str:
+def quoted(text: str) -> str:
     # Collapse whole runs: replacing each triple alone would turn five quotes into a closing triple.
     return f'"""\n{_QUOTE_RUN.sub(chr(34), text)}\n"""'
 
@@ -109,7 +109,7 @@ def format_passages(passages: Sequence[Passage]) -> str:
     No titles: they cost prompt tokens (time to first token), and the passage text carries the content.
     A run of three or more quotes in a passage becomes one, so no passage can close its quote early.
     """
-    return "\n".join(f"[{p.number}]\n{_quoted(p.text)}" for p in passages)
+    return "\n".join(f"[{p.number}]\n{quoted(p.text)}" for p in passages)
 
 
 def format_history(history: Sequence[tuple[str, str]]) -> str:
@@ -175,13 +175,31 @@ _CUT = "\x00passages\x00"
 
 def build_blocks(
     question: str, passages: Sequence[Passage], history: Sequence[tuple[str, str]] = (), hint: str = "",
+    packs: Sequence[int] = (),
 ) -> PromptBlocks:
-    """The passages-first prompt (`prompts/answer_blocks.txt`) as fixed head, passage blocks and tail."""
+    """The passages-first prompt (`prompts/answer_blocks.txt`) as fixed head, passage blocks and tail.
+
+    `packs` says how many passages each block holds (`rag.evidence.pack_sizes`; default one each). A
+    pack's block carries the markers of its later passages inside it, so the user text is the same
+    however the passages are packed; only where the prompt is cut (which states are saved) differs.
+
+    >>> from .records import Chunk, Hit
+    >>> ps = whole_chunks([Hit(Chunk(f"a#{i}", "a", 0, 5, t), 1.0, 1) for i, t in enumerate(("Rain.", "Sun."))])
+    >>> one, packed = build_blocks("Why?", ps), build_blocks("Why?", ps, packs=(2,))
+    >>> packed.user == one.user, len(one.blocks), len(packed.blocks), packed.markers
+    (True, 2, 1, ('[1]\\n',))
+    """
     user = render(load_prompt("answer_blocks.txt"), question=question, history=format_history(history), passages=_CUT,
                   hint=_hint(hint))
     head, tail = user.strip().split(_CUT)
-    markers = tuple(("\n" if i else "") + f"[{p.number}]\n" for i, p in enumerate(passages))
-    return PromptBlocks(load_prompt("system.txt").strip(), head, markers, tuple(_quoted(p.text) for p in passages), tail)
+    markers = [("\n" if i else "") + f"[{p.number}]\n" for i, p in enumerate(passages)]
+    sizes = list(packs) if sum(packs) == len(passages) else [1] * len(passages)
+    block_markers, blocks, i = [], [], 0
+    for size in sizes:
+        block_markers.append(markers[i])
+        blocks.append("".join((markers[j] if j > i else "") + quoted(passages[j].text) for j in range(i, i + size)))
+        i += size
+    return PromptBlocks(load_prompt("system.txt").strip(), head, tuple(block_markers), tuple(blocks), tail)
 
 
 def build_verify_blocks(claim: str, passage_text: str) -> PromptBlocks:
@@ -198,10 +216,10 @@ def build_verify_blocks(claim: str, passage_text: str) -> PromptBlocks:
     """
     user = render(load_prompt("verify_blocks.txt"), claim=claim, passages=_CUT)
     head, tail = user.strip().split(_CUT)
-    return PromptBlocks(load_prompt("system.txt").strip(), head, ("[1]\n",), (_quoted(passage_text),), tail)
+    return PromptBlocks(load_prompt("system.txt").strip(), head, ("[1]\n",), (quoted(passage_text),), tail)
 
 
 def block_texts(chunk_texts: Sequence[str]) -> tuple[str, tuple[str, ...]]:
     """The fixed head and the blocks for these chunk texts, as `build_blocks` makes them (for precomputing)."""
-    return build_blocks("", []).head, tuple(_quoted(t) for t in chunk_texts)
+    return build_blocks("", []).head, tuple(quoted(t) for t in chunk_texts)
 

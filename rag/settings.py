@@ -48,7 +48,7 @@ class Settings:
     chunk_overlap: int = 150
 
     # --- retrieval
-    top_k: int = 4  # passages given to the model
+    top_k: int = 4  # passages `search` shows (the prompt's passages follow the evidence budget below)
     # Fusion of the dense and keyword lists: "convex" (weighted sum of z-scores) or "rrf". On the SQuAD
     # slice (810 questions) hit@1/hit@5/MRR@10: rrf k=10 .681/.963/.802, convex w=0.5 .735/.973/.837
     # (the weight sweep was flat, MRR .833-.835 for w=0.4-0.6, so the even split stays). See rag/retrieval.py.
@@ -56,7 +56,7 @@ class Settings:
     dense_weight: float = 0.5
     # The question's own years and quarters (rag/exact_terms.py): added to the fused score times this
     # (+1 a candidate states one, -1 it states only others). 0 = off. Fitted in docs/retrieval.md.
-    term_weight: float = 0.0
+    term_weight: float = 1.0
     # Reciprocal rank fusion constant (fusion = "rrf"). 60 is the paper's (Cormack et al. 2009); k=10
     # gave hit@5 .960 vs .947 and MRR .782 vs .777 on the SQuAD slice (chunks of 1200).
     rrf_k: int = 10
@@ -87,7 +87,20 @@ class Settings:
     # ttft p50 1.23 s; 4 sentence windows prefilled (off), 0.393; 4 whole chunks from states, 0.273 (saved
     # states do not attend to one another, and the 1.5B model mixes up facts across 4 such blocks).
     passage_states: bool = True
-    passage_states_k: int = 2  # whole chunks given to the model when passage states are on (top_k when off)
+    # --- the evidence in the prompt (rag/evidence.py): passages in rank order while their tokens (as the
+    # engine counts them) fit the budget, at least min_passages and at most max_passages. With passage states
+    # the model reads whole chunks in at most evidence_blocks separate blocks; adjacent chunks of at most
+    # pack_tokens share one block (its state computed for the pack), so many snippets count as one.
+    # Without states it reads sentence windows (passage_chars), prefilled per question. Measured in
+    # docs/retrieval.md, "The evidence budget".
+    evidence_tokens: int = 800  # with passage states
+    evidence_tokens_windows: int = 480  # without
+    min_passages: int = 1
+    max_passages: int = 12
+    evidence_blocks: int = 2  # with passage states; 0 = no limit
+    pack_tokens: int = 160  # with passage states; 0 = never pack
+    max_per_source: int = 0  # passages from one document at most; 0 = no cap
+    near_duplicate: float = 0.0  # drop a passage this share of whose content words an earlier one has; 0 = off
     passage_states_memory_mb: float = 256  # least recently used states leave memory past this
     passage_states_disk_mb: float = 4096  # ... and the disk (about 6-8 MB per 1,200-character chunk)
     # Prompt-lookup drafts for greedy answers from passage states (rag/generation/lookup_decoding.py).

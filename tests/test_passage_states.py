@@ -272,13 +272,14 @@ def test_q8_cache_halves_a_state_and_never_shares_f16_states(tiny, tmp_path):
     assert len(small.data) < 0.6 * len(large.data)
 
 
-def test_k_flag_sets_the_passages_of_either_prompt():
+def test_k_and_budget_flags_set_either_prompt():
     import argparse
 
     from rag.options import settings_from_args
 
-    s = settings_from_args(argparse.Namespace(k=3))
-    assert s.top_k == 3 and s.passage_states_k == 3
+    s = settings_from_args(argparse.Namespace(k=3, evidence_tokens=500))
+    assert s.top_k == 3 and s.max_passages == 3
+    assert s.evidence_tokens == 500 and s.evidence_tokens_windows == 500
 
 
 @pytest.mark.models

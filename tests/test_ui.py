@@ -51,7 +51,7 @@ def test_ask_endpoint_reports_bad_questions(fake_app):
 
 
 def test_chat_endpoint_streams_answer_and_sources(fake_app):
-    chat, sources, box = client(fake_app).predict("What did the UK fund?", [], 4, 160, api_name="/chat")
+    chat, sources, box = client(fake_app).predict("What did the UK fund?", [], 480, 160, api_name="/chat")
     answer = text_of(chat[-1])
     assert 'href="#src-1-1"' in answer
     assert "<mark>" in sources and "1 million pounds" in sources.split("<mark>")[1].split("</mark>")[0]
@@ -62,7 +62,7 @@ def test_two_sessions_at_once_get_their_own_answers(fake_app):
     results = {}
 
     def ask(key):
-        results[key] = client(fake_app).predict(questions[key], [], 4, 160, api_name="/chat")
+        results[key] = client(fake_app).predict(questions[key], [], 480, 160, api_name="/chat")
 
     threads = [threading.Thread(target=ask, args=(k,)) for k in questions]
     for t in threads:
@@ -253,30 +253,41 @@ def test_streamed_answer_cannot_show_a_planted_link(tmp_path):
     reply = "See [the fund](http://evil.example/a) ![x](http://evil.example/i.png): a grant of 1 million pounds [1]."
     p = Pipeline.from_settings(Settings(docs_dir=tmp_path / "docs", index_dir=tmp_path / "ix", embedder="hashing", engine="echo"),
                                generator=EchoGenerator(script=reply))
-    shown = [chat[-1]["content"] for chat, *_ in ui._respond(p, "What did the UK fund?", [], [], 0, 4, 160, threading.Event())]
+    shown = [chat[-1]["content"] for chat, *_ in ui._respond(p, "What did the UK fund?", [], [], 0, 480, 160, threading.Event())]
     assert len(shown) > 3  # several streamed states, then the final answer
     for message in shown:
         rendered = MarkdownIt("commonmark", {"html": True}).render(message)
         assert "evil.example/a\"" not in rendered and "<img" not in rendered, message
 
 
-def test_page_gives_the_model_as_many_passages_as_the_cli(fake_settings, monkeypatch):
-    """The page's passages slider starts at the count `ask`, `eval` and `/ask` use, with passage states on or off."""
+def test_page_gives_the_model_the_same_passages_as_the_cli(fake_settings):
+    """The page's evidence slider starts at the budget `ask`, `eval` and `/ask` use, with passage states on or
+    off, and the page's question then gets the same passages as `ask`."""
+    import threading
+
     import ui
     from rag.generation.echo import EchoGenerator
-    from rag.pipeline import Pipeline
-    from rag.retrieval import HybridRetriever
+    from rag.pipeline import Pipeline, Retrieved
 
     class WithStates(EchoGenerator):
         reuses_passage_states = True
 
-    settings = fake_settings.replace(top_k=5, passage_states_k=2)
-    real_search = HybridRetriever.search_many
-    for generator, expected in ((EchoGenerator(), 5), (WithStates(), 2)):
+    settings = fake_settings.replace(evidence_tokens=300, evidence_tokens_windows=200)
+    for generator, expected in ((EchoGenerator(), 200), (WithStates(), 300)):
         p = Pipeline.from_settings(settings, generator=generator)
-        slider = next(c for c in ui.build_app(p).blocks.values() if getattr(c, "label", "") == "Passages given to the model")
-        assert p.prompt_k == expected and slider.value == expected
-        asked = []
-        monkeypatch.setattr(HybridRetriever, "search_many", lambda self, queries, k: asked.append(k) or real_search(self, queries, k))
-        p.ask("What did the UK fund?")
-        assert asked == [expected]
+        slider = next(c for c in ui.build_app(p).blocks.values()
+                      if getattr(c, "label", "") == "Evidence given to the model (tokens)")
+        assert p.evidence_tokens == expected and slider.value == expected
+        seen = []
+        real = p.ask_stream
+
+        def recording(*args, **kwargs):
+            for event in real(*args, **kwargs):
+                if isinstance(event, Retrieved):
+                    seen.append([(x.hit.chunk.source, x.start, x.end) for x in event.passages])
+                yield event
+
+        p.ask_stream = recording
+        list(ui._respond(p, "What did the UK fund?", [], [], 0, slider.value, 160, threading.Event()))
+        cli = [(x.hit.chunk.source, x.start, x.end) for x in p.prompt_for("What did the UK fund?")[1]]
+        assert seen == [cli] and cli

@@ -58,6 +58,10 @@ class Generator(ABC):
         """Prompt length in tokens (a 4-characters-a-token estimate unless the engine knows better)."""
         return sum(len(m["content"]) for m in messages) // 4 + 8 * len(messages)
 
+    def count_text(self, text: str) -> int:
+        """Tokens of a piece of text (a passage), by the same estimate or tokenizer as `count_tokens`."""
+        return len(text) // 4
+
     @property
     def reuses_passage_states(self) -> bool:
         """Whether this engine computes each passage once and reuses it (then prompts carry whole chunks)."""

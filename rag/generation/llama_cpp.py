@@ -127,6 +127,9 @@ class LlamaCppGenerator(Generator):
         # Content tokens plus the chat template's few tokens per message.
         return sum(len(self.llm.tokenize(m["content"].encode("utf-8"), add_bos=False, special=False)) + 5 for m in messages) + 3
 
+    def count_text(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
     def stream(self, messages, max_tokens=160, temperature=0.0, usage: Usage | None = None, stop_event=None,
                grounding: Grounding | None = None) -> Iterator[str]:
         llm = self.llm

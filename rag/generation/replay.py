@@ -99,6 +99,9 @@ class ReplayCache(Generator):
     def count_tokens(self, messages: list[dict]) -> int:
         return self.inner.count_tokens(messages)
 
+    def count_text(self, text: str) -> int:
+        return self.inner.count_text(text)
+
     @property
     def reuses_passage_states(self) -> bool:
         return self.inner.reuses_passage_states

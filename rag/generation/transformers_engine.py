@@ -99,6 +99,10 @@ class TransformersGenerator(Generator):
         tokenizer, _ = self._ensure_loaded()
         return len(self._encode(tokenizer, messages))
 
+    def count_text(self, text: str) -> int:
+        tokenizer, _ = self._ensure_loaded()
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
     @staticmethod
     def _encode(tokenizer, messages):
         ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
