@@ -247,7 +247,8 @@ def _naive(pipeline, tmp: Path):
     from .pipeline import Pipeline
 
     s = pipeline.settings.replace(chunk_size=NAIVE_CHUNK, chunk_overlap=0, top_k=NAIVE_K, passage_chars=NAIVE_CHUNK,
-                                  index_dir=tmp / "naive-index")
+                                  max_passages=NAIVE_K, evidence_tokens_windows=100_000, term_weight=0.0,
+                                  max_per_source=0, near_duplicate=0.0, index_dir=tmp / "naive-index")
     p = Pipeline(s, pipeline.embedder, generator=pipeline.generator.without_passage_states())
     p.update_index()
     return p

@@ -55,7 +55,8 @@ def pipeline(tmp_path_factory):
     from rag.settings import Settings
 
     tmp = tmp_path_factory.mktemp("judge")
-    settings = Settings(docs_dir=SEEDS, index_dir=tmp / "index", cache_dir=tmp / "cache", embedder="hashing", engine="echo", top_k=6)
+    settings = Settings(docs_dir=SEEDS, index_dir=tmp / "index", cache_dir=tmp / "cache", embedder="hashing", engine="echo",
+                        max_passages=6, evidence_tokens_windows=2000)
     p = Pipeline(settings, make_embedder("hashing", tmp / "cache"), generator=EchoGenerator(script=REPLIES))
     p.update_index()
     return p

@@ -127,6 +127,22 @@ def test_one_block_equals_a_full_prefill(tiny):
 
 
 @pytest.mark.models
+def test_a_pack_of_passages_is_one_block_that_equals_a_full_prefill(tiny):
+    """Short passages packed into one block attend to one another: the answer is a full prefill's."""
+    parts = build_blocks("Who finished the bridge and what burned?", whole_chunks(_hits(*PASSAGES)), packs=(3,))
+    assert len(parts.blocks) == 1 and "[2]" in parts.blocks[0] and "[3]" in parts.blocks[0]
+    prefill = tiny.block_prefill(parts.system)
+    before = prefill.store.stats.computed
+    tokens = prefill.prefill(parts)
+    assert prefill.store.stats.computed - before == 1  # one state for the pack
+    spliced = _greedy(tiny.llm, tokens)
+    tiny.llm.reset()
+    assert _greedy(tiny.llm, tokens) == spliced
+    prefill.prefill(parts)  # asked again: the pack's saved state is reused
+    assert prefill.store.stats.computed - before == 1
+
+
+@pytest.mark.models
 def test_several_blocks_are_placed_in_order_and_reused(tiny):
     parts = build_blocks("What burned down?", whole_chunks(_hits(*PASSAGES)))
     prefill = tiny.block_prefill(parts.system)
