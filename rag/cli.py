@@ -33,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="answer a question with citations", description="Answer with a local model, citing the passages used.")
     p.add_argument("question", nargs="?", help="the question")
-    p.add_argument("--k", type=int, help="the most passages given to the model (default: 12)")
+    p.add_argument("--k", type=int, help="the most passages given to the model (default: 4)")
     p.add_argument("--evidence-tokens", type=int, help="token budget of the passages given to the model "
-                   "(default: 800 with passage states, else 480)")
+                   "(default: 800 with passage states, else 560)")
     p.add_argument("--max-new-tokens", type=int, help="answer length limit in tokens (default: 160)")
     p.add_argument("--json", action="store_true", help="print the answer object as JSON")
     p.add_argument("--questions", type=Path, help="JSONL file of {id, question}; one JSON answer per line, in order")

@@ -42,9 +42,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     p.add_argument("--json", dest="json_out", type=Path, help="write the summary and per-question records here")
     p.add_argument("--retrieval-only", action="store_true", help="skip generation (fast)")
-    p.add_argument("--k", type=int, help="the most passages given to the model (default: 12)")
+    p.add_argument("--k", type=int, help="the most passages given to the model (default: 4)")
     p.add_argument("--evidence-tokens", type=int, help="token budget of the passages given to the model "
-                   "(default: 800 with passage states, else 480)")
+                   "(default: 800 with passage states, else 560)")
     p.add_argument("--prompt-only", action="store_true", help="build each answer prompt, generate nothing: "
                    "the evidence figures (gold_in_prompt, answer_in_prompt, passages, tokens) in seconds")
     p.add_argument("--oracle", action="store_true", help="the reader alone: answer each answerable question of the sample "

@@ -70,7 +70,8 @@ def test_pipeline_prompt_follows_the_budget_with_and_without_states(tmp_path):
     class WithStates(EchoGenerator):
         reuses_passage_states = True
 
-    base = Settings(docs_dir=docs, index_dir=tmp_path / "ix", cache_dir=tmp_path / "cache", embedder="hashing", engine="echo")
+    base = Settings(docs_dir=docs, index_dir=tmp_path / "ix", cache_dir=tmp_path / "cache", embedder="hashing", engine="echo",
+                    term_weight=1.0, pack_tokens=160, max_passages=12)
     for generator, field in ((EchoGenerator(), "evidence_tokens_windows"), (WithStates(), "evidence_tokens")):
         for budget in (60, 200):
             p = Pipeline.from_settings(base.replace(**{field: budget}), generator=generator)
