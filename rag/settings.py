@@ -172,6 +172,9 @@ class Settings:
     def __post_init__(self) -> None:
         if self.asked_near not in ("window", "chunk", "off"):
             raise RagError(f"setting asked_near must be window, chunk or off, got {self.asked_near!r}")
+        for name in ("evidence_tokens", "evidence_tokens_windows", "min_passages", "max_passages"):
+            if getattr(self, name) < 1:
+                raise RagError(f"setting {name} must be at least 1, got {getattr(self, name)}")
         # Accept strings for folders (Settings(docs_dir="docs")): every stage can rely on Path.
         for name in ("docs_dir", "index_dir", "cache_dir"):
             value = getattr(self, name)

@@ -86,3 +86,13 @@ def test_pipeline_prompt_follows_the_budget_with_and_without_states(tmp_path):
                 assert len(blocks.blocks) == 1  # all short: one pack
             else:
                 assert blocks is None
+
+
+def test_a_budget_below_one_is_a_clear_error():
+    import pytest
+
+    from rag.errors import RagError
+    from rag.settings import Settings
+
+    with pytest.raises(RagError, match="evidence_tokens must be at least 1"):
+        Settings.load(environ={"RAG_EVIDENCE_TOKENS": "0"}, settings_file=None)
