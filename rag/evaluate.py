@@ -17,7 +17,7 @@ from typing import Any
 
 from .citations import strip_markers
 from .errors import RagError
-from .losses import gold_passages, loss_fields, loss_summary, prompt_passages, reading
+from .losses import evidence_given, gold_passages, loss_fields, loss_summary, prompt_passages, reading
 from .options import add_common_options, settings_from_args
 from .questions import read_questions
 from .metrics import alce_correct, exact_match, holds_gold, percentile, precision_recall, reciprocal_rank, token_f1
@@ -158,10 +158,10 @@ def prompt_records(pipeline, questions: list[Question]) -> list[dict]:
     records = []
     for q in _progress([q for q in questions if q.answerable], "prompts"):
         messages, passages, blocks = pipeline.prompt_for(q.question)
+        gold_in_prompt, answer_in_prompt = evidence_given(passages, q.answers, q.sources)
         records.append({
             "id": q.id, "passages": len(passages), "blocks": len(blocks.blocks) if blocks else len(passages),
-            "gold_in_prompt": any(p.hit.chunk.source in q.sources for p in passages),
-            "answer_in_prompt": any(holds_gold(p.text, q.answers) for p in passages),
+            "gold_in_prompt": gold_in_prompt, "answer_in_prompt": answer_in_prompt,
             "evidence_tokens": sum(pipeline.generator.count_text(p.text) for p in passages),
             "prompt_tokens": pipeline.generator.count_tokens(messages),
         })

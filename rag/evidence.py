@@ -86,10 +86,11 @@ def diverse(passages: Sequence[Passage], max_per_source: int, near_duplicate: fl
         source = p.hit.chunk.source
         if max_per_source and per_source.get(source, 0) >= max_per_source:
             continue
-        words = set(content_words(p.text))
-        if near_duplicate and words and any(len(words & s) >= near_duplicate * len(words) for s in seen):
-            continue
+        if near_duplicate:
+            words = set(content_words(p.text))
+            if words and any(len(words & s) >= near_duplicate * len(words) for s in seen):
+                continue
+            seen.append(words)
         per_source[source] = per_source.get(source, 0) + 1
-        seen.append(words)
         out.append(p)
     return out

@@ -69,12 +69,17 @@ def prompt_passages(answer: Answer) -> tuple[Passage, ...]:
     return answer.passages if asked or not answer.abstained else ()
 
 
+def evidence_given(given: Sequence[Passage], golds: Sequence[str], gold_sources: Sequence[str]) -> tuple[bool, bool]:
+    """(gold_in_prompt, answer_in_prompt): a passage comes from a gold source; a gold answer occurs in one."""
+    return (any(p.hit.chunk.source in gold_sources for p in given), any(holds_gold(p.text, golds) for p in given))
+
+
 def reading(answer: Answer, golds: Sequence[str], gold_sources: Sequence[str], correct: bool) -> Reading:
     """The `Reading` of one answer to an answerable question with these gold answers and sources."""
-    given = prompt_passages(answer)
+    gold_in_prompt, answer_in_prompt = evidence_given(prompt_passages(answer), golds, gold_sources)
     return Reading(
-        gold_in_prompt=any(p.hit.chunk.source in gold_sources for p in given),
-        answer_in_prompt=any(holds_gold(p.text, golds) for p in given),
+        gold_in_prompt=gold_in_prompt,
+        answer_in_prompt=answer_in_prompt,
         raw_correct=alce_correct(strip_markers(said(answer)), golds),
         correct=correct,
     )

@@ -379,7 +379,8 @@ class Pipeline:
             answer_type.hint(question) if self.settings.answer_hint else "",
         )))
         while True:
-            packs = pack_sizes([self._passage_tokens(p.text) for p in passages], self.settings.pack_tokens) if in_blocks else ()
+            pack_tokens = self.settings.pack_tokens if in_blocks else 0  # 0: one block a passage, nothing to count
+            packs = pack_sizes([self._passage_tokens(p.text) for p in passages], pack_tokens) if pack_tokens else ()
             blocks = build_blocks(question, passages, history, hint, packs) if in_blocks else None
             messages = blocks.messages() if blocks else build_messages(question, passages, history, hint)
             if self.generator.count_tokens(messages) <= budget:
