@@ -112,8 +112,16 @@ class Policy:
 def finish(
     question: str, raw: str, passages: Sequence[Passage], timings: Timings, search_query: str, qid: str | None,
     idf: Callable[[str], float] | None = None, policy: Policy = Policy(), model_yes: float | None = None,
+    attach: bool = False,
 ) -> Answer:
-    """Check the reply against the passages and decide whether the answer stands or abstains."""
+    """Check the reply against the passages and decide whether the answer stands or abstains.
+
+    With `attach` the rules decide nothing they are not certain of: a reply abstains only when none of
+    its claims can be attached to a passage (`citations.attachable`), or it is a refusal; every other
+    rule reports its value in `Answer.signals`, for the calibrated decision (`rag.calibration`).
+    """
+    if attach:
+        return _attached(question, raw, passages, timings, search_query, qid, idf, policy)
     quote, said = split_quote(raw) if policy.quote_first else (None, raw)
     checked = check_answer(said, passages, question, idf, policy.thresholds, policy.nlp_model)
     common = dict(
@@ -131,6 +139,32 @@ def finish(
     if reason:
         return Answer(answer=NOT_FOUND, abstained=True, citations=(), abstain_reason=reason, **common)
     return Answer(answer=checked.text, abstained=False, citations=checked.citations, short_answer=short, **common)
+
+
+def _attached(question, raw, passages, timings, search_query, qid, idf, policy: Policy) -> Answer:
+    """`finish` with `attach`: the claims that can be attached to a passage, and the rules' values."""
+    from .signals import rule_signals
+
+    quote, said = split_quote(raw) if policy.quote_first else (None, raw)
+    checked = check_answer(said, passages, question, idf, policy.thresholds, policy.nlp_model, attach=True)
+    common = dict(
+        question=question, passages=tuple(passages), timings=timings, search_query=search_query, id=qid,
+        raw_answer=raw, unsupported=checked.unsupported, dropped_markers=checked.dropped_markers, quoted=quote,
+    )
+    if checked.supported_sentences == 0:
+        reason = _abstain_reason(question, said, checked, policy, None, passages)
+        return Answer(answer=NOT_FOUND, abstained=True, citations=(), abstain_reason=reason, signals={}, **common)
+    first = first_supported_claim(checked.text)
+    count = bool(_COUNT_QUESTION.search(question))
+    signals = rule_signals(
+        checked, question_is_count=count, count_without_number=count and not number_values(strip_markers(checked.text)),
+        unmentioned=len(unmentioned_words(question, passages)),
+        type_problem=bool(answer_type.problem(question, claim_text(first), policy.nlp_model)),
+    )
+    if policy.quote_first:
+        signals["quote_problem"] = float(bool(quote_problem(quote, passages)))
+    return Answer(answer=checked.text, abstained=False, citations=checked.citations,
+                  short_answer=short_answer(first, question, policy.nlp_model), signals=signals, **common)
 
 
 _LEADING_QUOTE = re.compile(

@@ -166,7 +166,8 @@ def bench_answers(pipeline, tmp: Path, questions: list[str]) -> dict:
     for q in questions:
         a = pipeline.ask(q)
         ours.append({"ttft_s": a.timings.ttft_s, "total_s": a.timings.total_s, "prompt_tokens": a.timings.prompt_tokens,
-                     "tokens_per_s": a.timings.tokens_per_s})
+                     "tokens_per_s": a.timings.tokens_per_s, "check_s": a.timings.check_s,
+                     **{f"check_ms_{k}": v for k, v in (a.timings.check_ms or {}).items()}})
         raw.append(_raw_engine(pipeline, q))
     if store is not None:
         hits, misses = store.stats.hits - hits_before[0], store.stats.misses - hits_before[1]
@@ -180,7 +181,9 @@ def bench_answers(pipeline, tmp: Path, questions: list[str]) -> dict:
         "questions": len(questions),
         "ttft_s": med(ours, "ttft_s"), "total_s": med(ours, "total_s"), "prompt_tokens": med(ours, "prompt_tokens"),
         "gen_tokens_per_s": med(ours, "tokens_per_s"), "raw_gen_tokens_per_s": med(raw, "tokens_per_s"),
-        "raw_ttft_s": med(raw, "ttft_s"),
+        "raw_ttft_s": med(raw, "ttft_s"), "check_s": med(ours, "check_s"),
+        # each part of the answer check (rules, model check, the decision's signals), median over the questions using it
+        "check_ms": {k[len("check_ms_"):]: med(ours, k) for k in sorted({k for r in ours for k in r if k.startswith("check_ms_")})},
         "naive_ttft_s": med(naive, "ttft_s"), "naive_prompt_tokens": med(naive, "prompt_tokens"),
     })
     out["ttft_vs_naive"] = out["ttft_s"] / out["naive_ttft_s"]
@@ -354,6 +357,8 @@ def print_table(out: dict) -> None:
         ("time to first token: ours / naive", f"{out.get('ttft_s', 0):.2f} / {out.get('naive_ttft_s', 0):.2f} s (ratio {out.get('ttft_vs_naive', 0):.2f})"),
         ("generation: ours / raw engine", f"{out.get('gen_tokens_per_s', 0):.1f} / {out.get('raw_gen_tokens_per_s', 0):.1f} tokens/s"),
         ("answer total (median)", f"{out.get('total_s', 0):.2f} s"),
+        ("answer check (median)", f"{out.get('check_s', 0):.2f} s: " + ", ".join(
+            f"{k} {v:.0f} ms" for k, v in (out.get("check_ms") or {}).items())),
     ]
     if "pass_ms" in out:
         rows += [

@@ -13,11 +13,12 @@ re-pointed to a passage that does support the sentence; a sentence that none sup
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from .judge import Evidence, Thresholds, Verdict, judge, rank, restated_absent
 from .nlp import PACKAGED
+from .numbers import number_values
 from .records import Citation, Passage, Unsupported
 from .text import sentence_spans
 
@@ -46,6 +47,11 @@ class CheckedAnswer:
     supported_sentences: int
     unsupported: tuple[Unsupported, ...]  # sentences no passage supports, with why
     dropped_markers: tuple[int, ...]  # markers that named no given passage
+    # With `attach`: sentences the rules do not support but that are kept, cited to their closest span
+    # (the rules' reason is then a signal of the answer decision, not a veto).
+    attached: tuple[Unsupported, ...] = ()
+    verdicts: tuple[Verdict, ...] = ()  # the verdict of every claim judged, in order (refusals aside)
+    absent: tuple[int, ...] = ()  # for each verdict, the question's nouns it asserts that no passage uses
 
 
 def find_markers(text: str) -> list[Marker]:
@@ -91,18 +97,26 @@ def is_refusal(text: str) -> bool:
 
 def check_answer(
     answer: str, passages: Sequence[Passage], question: str, idf: Callable[[str], float] | None = None,
-    thresholds: Thresholds = Thresholds(), nlp_model: str = PACKAGED,
+    thresholds: Thresholds = Thresholds(), nlp_model: str = PACKAGED, attach: bool = False,
 ) -> CheckedAnswer:
     """Judge every sentence of the answer against the passages; keep only supported ones, cited.
 
     A sentence is judged first against the passages it cites; if none supports it, against the
     others (its citation is re-pointed). A sentence no passage supports is removed from the text and
     listed in `unsupported` with the reason. Refusal sentences stay, without a marker.
+
+    With `attach`, the first claim kept may be one the rules do not support, when it can be attached to a passage
+    (`attachable`: its closest span shares some of its new words, and every new number of it occurs
+    in that passage); it is listed in `attached` with the rules' reason, and the calibrated answer
+    decision weighs that reason with the other signals.
     """
     by_number = {p.number: p for p in passages}
     out_parts: list[str] = []
     citations: dict[int, Citation] = {}
     unsupported: list[Unsupported] = []
+    attached: list[Unsupported] = []
+    verdicts: list[Verdict] = []
+    absent_counts: list[int] = []
     dropped: list[int] = []
     supported = 0
     for s, e in sentence_spans(answer):
@@ -113,27 +127,54 @@ def check_answer(
         if not claim or is_refusal(claim):
             out_parts.append(claim)
             continue
-        verdict = _verdict(claim, question, cited, passages, idf, thresholds, nlp_model)
+        verdict, absent = _verdict(claim, question, cited, passages, idf, thresholds, nlp_model, attach)
+        verdicts.append(verdict)
+        absent_counts.append(len(absent))
         if not verdict.supported:
-            unsupported.append(Unsupported(claim, verdict.reason))
-            continue
-        supported += 1
+            # Only the answer's first claim is attached: the decision's signals speak of that one.
+            if not (attach and not supported and not attached and attachable(verdict, question)):
+                unsupported.append(Unsupported(claim, verdict.reason))
+                continue
+            attached.append(Unsupported(claim, verdict.reason))
+        else:
+            supported += 1
         ev = verdict.evidence
-        citations.setdefault(ev.passage.number, _cite(ev))
+        citations.setdefault(ev.passage.number, _cite(ev, verdict.supported))
         out_parts.append(_with_markers(claim, [ev.passage.number]))
     ordered = tuple(citations[n] for n in sorted(citations))
-    return CheckedAnswer(" ".join(p for p in out_parts if p), ordered, supported, tuple(unsupported), tuple(dropped))
+    return CheckedAnswer(" ".join(p for p in out_parts if p), ordered, supported + len(attached), tuple(unsupported),
+                         tuple(dropped), tuple(attached), tuple(verdicts), tuple(absent_counts))
 
 
-def _verdict(claim, question, cited, passages, idf, thresholds, nlp_model) -> Verdict:
+def attachable(verdict: Verdict, question: str) -> bool:
+    """Whether a claim the rules do not support can still be shown, cited to its closest span.
+
+    What is certain by construction stays a veto: no span shares any of the claim's own words (or the
+    claim is garbled or only restates the question: then there is no span at all), or a number the
+    claim adds, that the question did not give, occurs nowhere in the cited passage.
+    """
+    ev = verdict.evidence
+    if ev is None or ev.support <= 0:
+        return False
+    asked = set(number_values(question))
+    return all(v in number_values(ev.passage.text) for v in number_values(verdict.claim) if v not in asked)
+
+
+def _verdict(claim, question, cited, passages, idf, thresholds, nlp_model, attach=False) -> tuple[Verdict, list[str]]:
     """The cited passages first; the others only if none of those supports the claim.
 
     When none does, the verdict names the closest span, wherever it is (its reason is the telling one).
+    Also returns the question's nouns the claim asserts that no passage uses (`restated_absent`); past
+    `max_restated_absent` of them the claim is not supported (with `attach`, its closest span is still found).
     """
     limit = thresholds.max_restated_absent
-    absent = restated_absent(claim, question, passages, nlp_model) if limit >= 0 else []
+    absent = restated_absent(claim, question, passages, nlp_model) if limit >= 0 or attach else []
     if limit >= 0 and len(absent) > limit:
-        return Verdict(claim, None, f"no passage speaks of {', '.join(absent[:3])}, which the answer asserts")
+        reason = f"no passage speaks of {', '.join(absent[:3])}, which the answer asserts"
+        if not attach:
+            return Verdict(claim, None, reason), absent
+        found = _verdict(claim, question, cited, passages, idf, replace(thresholds, max_restated_absent=-1), nlp_model)[0]
+        return Verdict(claim, found.evidence, reason), absent
     first = [p for p in passages if p.number in cited]
     rest = [p for p in passages if p.number not in cited]
     verdicts = []
@@ -141,11 +182,11 @@ def _verdict(claim, question, cited, passages, idf, thresholds, nlp_model) -> Ve
         if group:
             verdict = judge(claim, question, group, idf, thresholds, nlp_model)
             if verdict.supported:
-                return verdict
+                return verdict, absent
             verdicts.append(verdict)
     if not verdicts:
-        return Verdict(claim, None, "no passage to check the answer against")
-    return max(verdicts, key=lambda v: rank(v.evidence) if v.evidence else (False, -1.0, 0))
+        return Verdict(claim, None, "no passage to check the answer against"), absent
+    return max(verdicts, key=lambda v: rank(v.evidence) if v.evidence else (False, -1.0, 0)), absent
 
 
 def _with_markers(claim: str, numbers: list[int]) -> str:
@@ -159,11 +200,11 @@ def _with_markers(claim: str, numbers: list[int]) -> str:
     return f"{claim} {marks}"
 
 
-def _cite(ev: Evidence) -> Citation:
+def _cite(ev: Evidence, supported: bool = True) -> Citation:
     """The supporting span (one sentence or two adjacent ones) with exact document offsets."""
     p = ev.passage
     chunk = p.hit.chunk
     return Citation(
         marker=p.number, source=chunk.source, start=p.start + ev.start, end=p.start + ev.end,
-        text=ev.text, title=chunk.title, url=chunk.url, supported=True,
+        text=ev.text, title=chunk.title, url=chunk.url, supported=supported,
     )

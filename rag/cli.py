@@ -48,9 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=19530, help="port (default: 19530)")
     add_common_options(p)
 
-    from . import evaluate, bench  # noqa: F401  (their parsers live beside their code)
+    from . import bench, calibrate, evaluate  # noqa: F401  (their parsers live beside their code)
 
     evaluate.add_parser(sub)
+    calibrate.add_parser(sub)
     bench.add_parser(sub)
     return parser
 
@@ -215,6 +216,8 @@ def print_answer(answer) -> None:
         if answer.short_answer:
             print(f"Short answer: {answer.short_answer}")
         print(answer.answer)
+        if answer.confidence is not None:
+            print(f"  confidence {answer.confidence:.2f} (the calibrated P that this answer is right)")
     for c in answer.citations:
         print(f"  [{c.marker}] {c.source} {c.start}-{c.end}: \"{c.text}\"")
     for u in answer.unsupported:

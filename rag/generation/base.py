@@ -10,7 +10,7 @@ the echo fake) offers. `registry.make_generator` picks one.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 
@@ -35,6 +35,9 @@ class Usage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # (token text, log-probability) of each generated token, when the engine reads its logits (llama.cpp);
+    # empty otherwise. The answer decision reads the model's confidence in its own reply from these.
+    token_logprobs: list = field(default_factory=list)
 
 
 class Generator(ABC):
@@ -87,6 +90,16 @@ class Generator(ABC):
         None when the engine cannot read its next-token distribution (then no model check is made).
         """
         return None
+
+
+def greedy_logprob(logits) -> tuple[int, float]:
+    """The greedy token of a next-token distribution and its log-probability (log-softmax at the argmax)."""
+    import numpy as np
+
+    x = np.asarray(logits, dtype=np.float64)
+    top = int(x.argmax())
+    m = x[top]
+    return top, float(-np.log(np.exp(x - m).sum()))
 
 
 def yes_share(logits, ids: tuple[list[int], list[int]]) -> float:

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 from ..errors import GenerationError, ModelError
 from ..models import ModelRef, verify
-from .base import Generator, Grounding, Usage, yes_share
+from .base import Generator, Grounding, Usage, greedy_logprob, yes_share
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,15 @@ class LlamaCppGenerator(Generator):
                grounding: Grounding | None = None) -> Iterator[str]:
         llm = self.llm
         sampling = dict(max_tokens=max_tokens, temperature=temperature, top_k=1 if temperature == 0 else 40, stream=True)
+        read: list[tuple[int, float]] = []
+        if temperature == 0:  # greedy: the token chosen is the argmax, so its log-probability is read here
+            from llama_cpp import LogitsProcessorList
+
+            def confidence(_input_ids, scores):
+                read.append(greedy_logprob(scores))
+                return scores
+
+            sampling["logits_processor"] = LogitsProcessorList([confidence])
         try:
             chunks = self._from_blocks(messages, grounding, sampling)
             if chunks is None:
@@ -153,6 +162,7 @@ class LlamaCppGenerator(Generator):
         if usage is not None:
             usage.completion_tokens = produced
             usage.prompt_tokens = max(int(llm.n_tokens) - produced, 0)
+            usage.token_logprobs = [(_piece(llm, t), lp) for t, lp in read]
 
     def _from_blocks(self, messages, grounding: Grounding | None, sampling: dict):
         """A completion stream over a prompt prefilled from passage states; None when that does not apply."""
@@ -223,6 +233,10 @@ class LlamaCppGenerator(Generator):
         messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": "Hello"}]
         for _ in self.stream(messages, max_tokens=1):
             pass
+
+
+def _piece(llm, token: int) -> str:
+    return llm.detokenize([token]).decode("utf-8", "replace")
 
 
 # The KV cache's number format: q8_0 halves a saved passage state (llama.cpp needs flash attention to

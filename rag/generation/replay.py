@@ -66,11 +66,14 @@ class ReplayCache(Generator):
                grounding: Grounding | None = None) -> Iterator[str]:
         key = self.key(messages, max_tokens)
         row = self._replies.get(key) if temperature == 0 else None
+        if row is not None and "token_logprobs" not in row:
+            row = None  # recorded before replies kept their tokens' log-probabilities: asked again
         self.last_replayed = row is not None
         if row is not None:
             self.hits += 1
             if usage is not None:
                 usage.prompt_tokens, usage.completion_tokens = row["prompt_tokens"], row["completion_tokens"]
+                usage.token_logprobs = [tuple(x) for x in row["token_logprobs"]]
             yield row["reply"]
             return
         inner_usage = usage if usage is not None else Usage()
@@ -80,7 +83,8 @@ class ReplayCache(Generator):
             yield piece
         if temperature == 0 and not (stop_event is not None and stop_event.is_set()):
             row = {"key": key, "reply": "".join(pieces), "prompt_tokens": inner_usage.prompt_tokens,
-                   "completion_tokens": inner_usage.completion_tokens}
+                   "completion_tokens": inner_usage.completion_tokens,
+                   "token_logprobs": [list(x) for x in inner_usage.token_logprobs]}
             self._replies[key] = row
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as f:
