@@ -28,7 +28,7 @@ from .risk import threshold_for
 FORMAT = "rag-calibrator/1"
 # The packaged calibrator's sha256 (of its canonical content, as `digest` computes it): like the model
 # files' hashes in rag/models.py, a packaged file that does not match is refused.
-PACKAGED_SHA256 = ""
+PACKAGED_SHA256 = "dcea142c8504f38203e548c1d6d0f4e79eb333594991dd1e2c223fedf4bf2b9f"
 
 # What a person reads when a signal weighs most against an answer.
 SIGNAL_WORDS = {

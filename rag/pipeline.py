@@ -335,7 +335,7 @@ class Pipeline:
         `decision` is "vetoes" or no calibrator is loaded, and its reason is one of the signals.
         """
         kept = dict(veto_reason=vetoed.abstain_reason, veto_answer=vetoed.answer)
-        if not self.settings.signals and self.settings.decision == "vetoes":
+        if not self.settings.signals and (self.settings.decision == "vetoes" or self.settings.calibrator == "none"):
             return replace(vetoed, **kept)
         loose = costs.timed("attach", finish, turn.question, raw, passages, Timings(), turn.query, turn.qid, idf, policy,
                             attach=True)
@@ -343,10 +343,12 @@ class Pipeline:
             return replace(vetoed, signals={}, **kept)
         signals = self._signals(turn, vetoed, loose, raw, passages, usage, stop_event, costs)
         kept["attached_answer"] = loose.answer
-        calibrator = self.calibrator if self.settings.decision == "calibrated" else None
+        calibrator = self.calibrator
         if calibrator is None:
             return replace(vetoed, signals=signals, **kept)
         confidence = costs.timed("calibrator", calibrator.probability, signals)
+        if self.settings.decision == "vetoes":  # the rules decide; the answer still carries its confidence
+            return replace(vetoed, signals=signals, confidence=confidence, **kept)
         threshold = calibrator.threshold(self.settings.max_risk)
         decided = replace(loose, signals=signals, confidence=confidence, model_check=vetoed.model_check, **kept)
         if confidence >= threshold:
@@ -390,12 +392,28 @@ class Pipeline:
         return "".join(self.generator.stream(messages, MEMORY_TOKENS, 0.0, Usage(), stop_event, Grounding(question)))
 
     @property
+    def model_identity(self) -> dict:
+        """The models whose signals a calibrator reads: the engine, the generator and the embedder."""
+        return {"engine": self.generator.name, "generator": self.settings.generator, "embedder": self.settings.embedder}
+
+    @property
     def calibrator(self):
-        """The answer decision's calibrator (setting `calibrator`), loaded once; None when there is none."""
+        """The answer decision's calibrator (setting `calibrator`), loaded once; None when there is none.
+
+        A calibrator fitted on other models' signals means nothing for these: then the vetoes decide,
+        with a warning (`python -m rag calibrate` fits one for these models).
+        """
         if not hasattr(self, "_calibrator"):
             from .calibration import load_calibrator
 
-            self._calibrator = load_calibrator(self.settings.calibrator)
+            calibrator = load_calibrator(self.settings.calibrator)
+            fitted = (calibrator.fitted_on.get("models") or {}) if calibrator is not None else {}
+            if fitted and fitted != self.model_identity:
+                log.warning("calibrator %s was fitted for %s, not %s: the answer rules decide as vetoes "
+                            "(python -m rag calibrate fits one for these models)", self.settings.calibrator, fitted,
+                            self.model_identity)
+                calibrator = None
+            self._calibrator = calibrator
         return self._calibrator
 
     @property

@@ -63,8 +63,32 @@ def test_packaged_calibrator_loads_and_matches_its_pinned_hash():
     c = load_calibrator("packaged")
     assert c is not None, "rag/data/calibrator.json is missing"
     assert set(c.names) >= {"p_yes", "support", "coverage"} and len(c.heldout) > 100
-    t = c.threshold(0.2)
-    assert 0.0 < t < 1.0
+    t = c.threshold(0.3)  # the default max_risk
+    assert 0.0 < t < 1.0 and c.threshold(0.4) < t
+    assert c.fitted_on["models"] == {"engine": "llama_cpp", "generator": "packaged:qwen2.5-coder-1.5b-instruct",
+                                     "embedder": "packaged:all-MiniLM-L6-v2"}
+
+
+def test_a_calibrator_fitted_for_other_models_leaves_the_decision_to_the_vetoes(fake_settings, caplog):
+    p = Pipeline.from_settings(fake_settings.replace(decision="calibrated"))  # the packaged one: fitted for the real models
+    with caplog.at_level("WARNING"):
+        a = p.ask("What did the UK fund?")
+    assert a.confidence is None and a.signals and "answer rules decide as vetoes" in caplog.text
+    assert a.answer == a.veto_answer
+
+
+def test_with_the_vetoes_deciding_an_answer_still_carries_its_confidence(fake_settings, tmp_path):
+    rows, labels = _synthetic(100)
+    from rag.calibration import Calibrator
+
+    path = tmp_path / "cal.json"
+    c = fit([{"p_yes": r["a"]} for r in rows], labels, ("p_yes",))
+    from dataclasses import replace as dc_replace
+
+    models = {"engine": "echo", "generator": fake_settings.generator, "embedder": "hashing"}
+    save(dc_replace(c, heldout=tuple((0.9, True) for _ in range(50)), fitted_on={"models": models}), path)
+    a = Pipeline.from_settings(fake_settings.replace(calibrator=str(path))).ask("What did the UK fund?")
+    assert isinstance(c, Calibrator) and a.confidence is not None and a.answer == a.veto_answer
 
 
 def test_threshold_keeps_the_upper_bound_of_risk_under_max_risk():
@@ -122,11 +146,12 @@ def test_question_term_signals_read_the_questions_years_and_names_in_the_cited_c
 def test_memory_test_catches_an_engine_that_answers_the_same_without_passages(fake_settings):
     # A scripted engine gives this reply to every prompt, the memory test's too (no passages there).
     scripted = EchoGenerator(script="The grant was one million pounds [1].", yes=0.9)
-    p = Pipeline.from_settings(fake_settings.replace(decision="vetoes"), generator=scripted)
+    p = Pipeline.from_settings(fake_settings.replace(decision="vetoes", memory_check=True), generator=scripted)
     s = p.ask("How large was the grant from the Modern slavery Prevention and Control Fund?").signals
     assert s["memory_agrees"] == 1.0 and s["verbatim"] == 0.0 and s["memory_unstated"] == 1.0
     # The extractive fake answers from passages only: without them it says the documents do not say.
-    honest = Pipeline.from_settings(fake_settings.replace(decision="vetoes"), generator=EchoGenerator(yes=0.9))
+    honest = Pipeline.from_settings(fake_settings.replace(decision="vetoes", memory_check=True),
+                                   generator=EchoGenerator(yes=0.9))
     s = honest.ask("How large was the grant from the Modern slavery Prevention and Control Fund?").signals
     assert s["memory_agrees"] == 0.0 and s["memory_unstated"] == 0.0
 
@@ -143,7 +168,8 @@ def test_calibrate_on_a_tiny_labelled_set_writes_a_file_that_ask_then_uses(fake_
     assert "AUC" in printed and f"wrote {out}" in printed
     c = read(out)
     assert c.fitted_on["sets"]["seeds_questions"]["questions"] == 63 and len(c.heldout) > 10
-    p = Pipeline.from_settings(fake_settings.replace(calibrator=str(out), max_risk=0.5))
+    assert c.fitted_on["models"]["engine"] == "echo" and c.fitted_on["models"]["embedder"] == "hashing"
+    p = Pipeline.from_settings(fake_settings.replace(calibrator=str(out), max_risk=0.5, decision="calibrated"))
     a = p.ask("What did the UK fund?")
     assert a.confidence is not None and 0.0 <= a.confidence <= 1.0
     assert a.to_json()["confidence"] == pytest.approx(a.confidence, abs=1e-6)
@@ -160,7 +186,7 @@ def test_a_tampered_calibrator_is_a_one_line_error(fake_settings, tmp_path):
     data = json.loads(path.read_text())
     data["bias"] += 1.0
     path.write_text(json.dumps(data))
-    p = Pipeline.from_settings(fake_settings.replace(calibrator=str(path)))
+    p = Pipeline.from_settings(fake_settings.replace(calibrator=str(path), decision="calibrated"))
     with pytest.raises(ModelError, match="changed after it was written"):
         p.ask("What did the UK fund?")
 
@@ -196,3 +222,17 @@ def test_eval_drop_gold_asks_without_the_gold_documents(fake_settings, tmp_path)
     for a in answers:
         q = gold[a["id"][: -len("-nogold")]]
         assert q["answerable"] and not set(q["sources"]) & {p["source"] for p in a["prompt_passages"]}
+
+
+def test_the_chat_shows_the_confidence_in_words_and_an_abstention_says_what_weighed_against(fake_settings):
+    from dataclasses import replace
+
+    from rag.present import answer_markdown
+
+    a = Pipeline.from_settings(fake_settings.replace(decision="vetoes")).ask("What did the UK fund?")
+    shown = answer_markdown(replace(a, confidence=0.55), 1)
+    assert "Confidence: low (55%" in shown
+    assert "Confidence" not in answer_markdown(replace(a, confidence=None), 1)
+    reason = "confidence 0.31 is below 0.52, the threshold for at most 20% wrong answers; weighed most against it: x"
+    out = answer_markdown(replace(a, abstained=True, answer="The documents do not say.", abstain_reason=reason), 1)
+    assert "weighed most against it: x" in out and "Not answered" in out
