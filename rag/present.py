@@ -72,14 +72,14 @@ def answer_markdown(answer: Answer, turn: int) -> str:
 
 
 def confidence_words(confidence: float) -> str:
-    """The calibrated confidence as a person reads it.
+    """The calibrated confidence as a person reads it (docs/decision.md: it ranks answers well; its
+    level is estimated on our development sets and varies between collections of documents).
 
     >>> confidence_words(0.93)
-    'Confidence: high (93%: of answers this sure, about 9 in 10 were right in testing).'
+    "Confidence: high (93%, the answer check's estimate that this answer is right)."
     """
     level = "high" if confidence >= 0.8 else "medium" if confidence >= 0.6 else "low"
-    tenths = round(confidence * 10)
-    return (f"Confidence: {level} ({confidence:.0%}: of answers this sure, about {tenths} in 10 were right in testing).")
+    return f"Confidence: {level} ({confidence:.0%}, the answer check's estimate that this answer is right)."
 
 
 def sources_html(
