@@ -271,7 +271,7 @@ def validate(sets: Sequence[Set], names, l2: float, folds: int, max_risk: float)
         if others and any(t.rows for t in others):  # nested: the threshold from the other sets' held-out rows
             inner = heldout_predictions(others, names, l2, folds)
             curve = [p for t in others for p in inner[t.name]]
-        else:
+        else:  # one corpus: its own cross-validated predictions choose the threshold (optimistic: said below)
             curve = held[s.name]
         threshold = threshold_for(curve, max_risk)
         fig = decision_figures(s, held[s.name], threshold)
@@ -292,6 +292,9 @@ def signal_aucs(sets: Sequence[Set], names) -> dict[str, dict[str, float | None]
 def print_report(report: dict) -> None:
     f = lambda v: "  -  " if v is None else f"{v:.3f}"  # noqa: E731
     print(f"pooled held-out AUC {f(report['auc_pooled'])}; max_risk {report['max_risk']}")
+    if len(report["per_set"]) == 1:
+        print("one set: cross-validated; its threshold is chosen on the same rows' held-out predictions, so "
+              "coverage and risk at it are optimistic (add another set to see them on rows it never saw)")
     print("set            n   AUC    thr    cover  risk   correct (vetoes)  ans.correct  abst P / R (vetoes)       "
           "AURC (vetoes)   cov@5% cov@10%  correct@vetoes' risk")
     for name, r in report["per_set"].items():

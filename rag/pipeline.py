@@ -315,10 +315,10 @@ class Pipeline:
             policy = Policy.from_settings(self.settings)
             t_check = time.perf_counter()
             costs = _Costs()
-            vetoed = costs.timed("rules", finish, question, raw, passages, Timings(), query, qid, idf, policy)
-            model_yes = costs.timed("model_check", self._model_check, question, vetoed, passages, stop_event)
-            vetoed = with_model_check(vetoed, model_yes, policy)
-            answer = self._decide(turn, vetoed, raw, passages, idf, policy, usage, stop_event, costs)
+            ruled = costs.timed("rules", finish, question, raw, passages, Timings(), query, qid, idf, policy)
+            model_yes = costs.timed("model_check", self._model_check, question, ruled, passages, stop_event)
+            vetoed = with_model_check(ruled, model_yes, policy)
+            answer = self._decide(turn, vetoed, raw, passages, idf, policy, usage, stop_event, costs, ruled)
             check_s = time.perf_counter() - t_check
         timings = Timings(
             retrieve_ms=turn.retrieve_ms, ttft_s=ttft, total_s=time.perf_counter() - t0,
@@ -328,7 +328,7 @@ class Pipeline:
         yield Done(replace(answer, timings=timings))
 
     def _decide(self, turn: "_Turn", vetoed: Answer, raw: str, passages, idf, policy: Policy, usage: Usage,
-                stop_event, costs: "_Costs") -> Answer:
+                stop_event, costs: "_Costs", ruled: Answer | None = None) -> Answer:
         """The calibrated decision on a reply: its attachable claims, their signals, P(right), the threshold.
 
         `vetoed` is the rules' own verdict (every rule a veto); it is what is shown when the setting
@@ -341,7 +341,7 @@ class Pipeline:
                             attach=True)
         if loose.abstained:  # nothing can be attached: a veto by construction
             return replace(vetoed, signals={}, **kept)
-        signals = self._signals(turn, vetoed, loose, raw, passages, usage, stop_event, costs)
+        signals = self._signals(turn, vetoed, loose, raw, passages, usage, stop_event, costs, ruled or vetoed)
         kept["attached_answer"] = loose.answer
         calibrator = self.calibrator
         if calibrator is None:
@@ -359,14 +359,15 @@ class Pipeline:
         return replace(decided, answer=NOT_FOUND, abstained=True, citations=(), short_answer="", abstain_reason=reason)
 
     def _signals(self, turn: "_Turn", vetoed: Answer, loose: Answer, raw: str, passages, usage: Usage,
-                 stop_event, costs: "_Costs") -> dict[str, float]:
-        """Every signal of `rag.signals` for the attached answer `loose`."""
+                 stop_event, costs: "_Costs", ruled: Answer) -> dict[str, float]:
+        """Every signal of `rag.signals` for the attached answer `loose` (`ruled`: the rules' answer before
+        the model check's verdict, whose P(yes) is reused when it is the same claim)."""
         from .signals import (embedding_signals, memory_signals, merged, question_term_signals, reply_signals,
                               retrieval_signals, veto_signals)
 
         first = first_supported_claim(loose.answer)
-        if not vetoed.abstained and first_supported_claim(vetoed.answer) == first:
-            p_yes = vetoed.model_check  # the same claim and passage: asked once
+        if not ruled.abstained and first_supported_claim(ruled.answer) == first:
+            p_yes = vetoed.model_check  # the rules' own claim and passage: asked once
         else:
             p_yes = costs.timed("p_yes_attached", self._model_check, turn.question, loose, passages, stop_event)
         markers = [n for m in find_markers(first) for n in m.numbers]
