@@ -118,6 +118,7 @@ def _eval_inputs(args) -> tuple[Any, list[Question]]:
         raise RagError("--oracle reads answers without retrieval; it cannot be combined with --retrieval-only or --prompt-only")
     if args.index is None:
         settings = settings.replace(index_dir=default_index_dir(settings, args.docs))
+    settings = settings.replace(signals=True)  # every reply's signals are recorded, for `rag calibrate`
     questions = load_questions(args.qa)
     if not questions:
         raise RagError(f"no questions in {args.qa}")

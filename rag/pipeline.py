@@ -335,7 +335,7 @@ class Pipeline:
         `decision` is "vetoes" or no calibrator is loaded, and its reason is one of the signals.
         """
         kept = dict(veto_reason=vetoed.abstain_reason, veto_answer=vetoed.answer)
-        if not self.settings.signals and (self.settings.decision == "vetoes" or self.settings.calibrator == "none"):
+        if not self.settings.signals and self.calibrator is None:  # nobody reads the signals: none are computed
             return replace(vetoed, **kept)
         loose = costs.timed("attach", finish, turn.question, raw, passages, Timings(), turn.query, turn.qid, idf, policy,
                             attach=True)

@@ -179,7 +179,7 @@ class Settings:
     # vetoes' own share over the development sets was 0.36 (0.21 Super Bowl ... 0.61 snippets), and 0.2
     # admits no threshold on the held-out curve yet (docs/decision.md).
     max_risk: float = 0.3
-    signals: bool = True  # compute the signals even when the vetoes decide (eval records them)
+    signals: bool = False  # compute the signals even without a calibrator for these models (eval records them)
     # The memory test: the question asked again with no passages (one short reply, ~0.5-1 s). Off: measured,
     # it added nothing to the combination (forward selection did not take it; docs/decision.md).
     memory_check: bool = False

@@ -70,7 +70,7 @@ def test_packaged_calibrator_loads_and_matches_its_pinned_hash():
 
 
 def test_a_calibrator_fitted_for_other_models_leaves_the_decision_to_the_vetoes(fake_settings, caplog):
-    p = Pipeline.from_settings(fake_settings.replace(decision="calibrated"))  # the packaged one: fitted for the real models
+    p = Pipeline.from_settings(fake_settings.replace(decision="calibrated", signals=True))  # the packaged one: fitted for the real models
     with caplog.at_level("WARNING"):
         a = p.ask("What did the UK fund?")
     assert a.confidence is None and a.signals and "answer rules decide as vetoes" in caplog.text
@@ -146,11 +146,11 @@ def test_question_term_signals_read_the_questions_years_and_names_in_the_cited_c
 def test_memory_test_catches_an_engine_that_answers_the_same_without_passages(fake_settings):
     # A scripted engine gives this reply to every prompt, the memory test's too (no passages there).
     scripted = EchoGenerator(script="The grant was one million pounds [1].", yes=0.9)
-    p = Pipeline.from_settings(fake_settings.replace(decision="vetoes", memory_check=True), generator=scripted)
+    p = Pipeline.from_settings(fake_settings.replace(decision="vetoes", memory_check=True, signals=True), generator=scripted)
     s = p.ask("How large was the grant from the Modern slavery Prevention and Control Fund?").signals
     assert s["memory_agrees"] == 1.0 and s["verbatim"] == 0.0 and s["memory_unstated"] == 1.0
     # The extractive fake answers from passages only: without them it says the documents do not say.
-    honest = Pipeline.from_settings(fake_settings.replace(decision="vetoes", memory_check=True),
+    honest = Pipeline.from_settings(fake_settings.replace(decision="vetoes", memory_check=True, signals=True),
                                    generator=EchoGenerator(yes=0.9))
     s = honest.ask("How large was the grant from the Modern slavery Prevention and Control Fund?").signals
     assert s["memory_agrees"] == 0.0 and s["memory_unstated"] == 0.0
