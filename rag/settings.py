@@ -170,7 +170,8 @@ class Settings:
     # decide alone (each one a veto), and the answer carries the calibrated confidence. "vetoes" is the
     # default because the threshold does not carry over between corpora yet: held out by corpus, the
     # calibrated ranking beats the vetoes (Super Bowl at the vetoes' risk: 0.493 correct vs 0.380), but the
-    # threshold for max_risk 0.2 chosen on the other corpora answered 0-5% of a new one (docs/decision.md).
+    # threshold chosen on the other corpora answered nothing of a new one at max_risk 0.2, at most 15% at 0.3
+    # (docs/decision.md).
     # Without a calibrator file (or one fitted for other models) the vetoes decide.
     decision: str = "vetoes"
     calibrator: str = "packaged"  # "packaged" (rag/data/calibrator.json), a file `rag calibrate` wrote, or "none"
