@@ -120,15 +120,15 @@ def finish(
     its claims can be attached to a passage (`citations.attachable`), or it is a refusal; every other
     rule reports its value in `Answer.signals`, for the calibrated decision (`rag.calibration`).
     """
-    if attach:
-        return _attached(question, raw, passages, timings, search_query, qid, idf, policy)
     quote, said = split_quote(raw) if policy.quote_first else (None, raw)
-    checked = check_answer(said, passages, question, idf, policy.thresholds, policy.nlp_model)
+    checked = check_answer(said, passages, question, idf, policy.thresholds, policy.nlp_model, attach=attach)
     common = dict(
         question=question, passages=tuple(passages), timings=timings, search_query=search_query, id=qid,
         raw_answer=raw, unsupported=checked.unsupported, dropped_markers=checked.dropped_markers, model_check=model_yes,
         quoted=quote,
     )
+    if attach:
+        return _attached(question, said, quote, checked, passages, policy, common)
     first = first_supported_claim(checked.text)
     short = short_answer(first, question, policy.nlp_model)
     reason = _abstain_reason(question, said, checked, policy, model_yes, passages)
@@ -141,16 +141,10 @@ def finish(
     return Answer(answer=checked.text, abstained=False, citations=checked.citations, short_answer=short, **common)
 
 
-def _attached(question, raw, passages, timings, search_query, qid, idf, policy: Policy) -> Answer:
+def _attached(question, said, quote, checked, passages, policy: Policy, common: dict) -> Answer:
     """`finish` with `attach`: the claims that can be attached to a passage, and the rules' values."""
     from .signals import rule_signals
 
-    quote, said = split_quote(raw) if policy.quote_first else (None, raw)
-    checked = check_answer(said, passages, question, idf, policy.thresholds, policy.nlp_model, attach=True)
-    common = dict(
-        question=question, passages=tuple(passages), timings=timings, search_query=search_query, id=qid,
-        raw_answer=raw, unsupported=checked.unsupported, dropped_markers=checked.dropped_markers, quoted=quote,
-    )
     if checked.supported_sentences == 0:
         reason = _abstain_reason(question, said, checked, policy, None, passages)
         return Answer(answer=NOT_FOUND, abstained=True, citations=(), abstain_reason=reason, signals={}, **common)

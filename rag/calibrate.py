@@ -197,6 +197,12 @@ def vetoes_points(answers: Sequence[dict]) -> list[tuple[float, float]]:
     return sorted(set(points))
 
 
+def vetoes_range(answers: Sequence[dict]) -> tuple[list[tuple[float, float]], float, float | None]:
+    """The vetoes' operating points and the coverage range they span (where both AURCs are compared)."""
+    points = vetoes_points(answers)
+    return (points, points[0][0], points[-1][0]) if points else (points, 0.0, None)
+
+
 def decision_figures(s: Set, predicted: Sequence[tuple[float, bool]], threshold: float) -> dict[str, Any]:
     """A set judged by the calibrated decision at `threshold`, beside the vetoes on the same replies."""
     answered = [(p, y) for p, y in predicted if p >= threshold]
@@ -212,8 +218,7 @@ def decision_figures(s: Set, predicted: Sequence[tuple[float, bool]], threshold:
     v_wrong = sum(not a.get("veto_correct", a["correct"]) for a in v_answered)
     v_abst_unans = sum(1 for a in s.answers if a.get("veto_abstained", a["abstained"]) and not a["answerable"])
     v_abst = s.total - len(v_answered)
-    points = vetoes_points(s.answers)
-    lo, hi = (points[0][0], points[-1][0]) if points else (0.0, None)
+    points, lo, hi = vetoes_range(s.answers)
     return {
         "questions": s.total, "threshold": threshold,
         "coverage": len(answered) / s.total, "risk": wrong / len(answered) if answered else 0.0,
@@ -237,8 +242,7 @@ def decision_summary(answers: Sequence[dict]) -> dict[str, Any]:
     s = Set("run", list(answers))
     if not s.rows:
         return {}
-    points = vetoes_points(s.answers)
-    lo, hi = (points[0][0], points[-1][0]) if points else (0.0, None)
+    points, lo, hi = vetoes_range(s.answers)
     out: dict[str, Any] = {"attachable": len(s.rows), "right_if_shown": sum(bool(r["label"]) for r in s.rows),
                            "vetoes_aurc": area(points, lo, hi) if points else None, "aurc_range": f"{lo:.3f}-{hi or 0:.3f}"}
     if all(r.get("confidence") is not None for r in s.rows):

@@ -251,9 +251,14 @@ def _vary(policy, name: str, value):
 
 
 def _correct(q: Question, a) -> bool:
+    return _right(q, a.abstained, a.answer)
+
+
+def _right(q: Question, abstained: bool, answer: str) -> bool:
+    """An answerable question is right when answered with a gold answer; an unanswerable one when abstained."""
     if q.answerable:
-        return (not a.abstained) and alce_correct(strip_markers(a.answer), q.answers)
-    return a.abstained
+        return (not abstained) and alce_correct(strip_markers(answer), q.answers)
+    return abstained
 
 
 def score_answer(q: Question, a) -> dict[str, Any]:
@@ -288,11 +293,9 @@ def decision_fields(q: Question, a) -> dict[str, Any]:
     from .answering import NOT_FOUND
 
     veto_abstained = a.veto_answer == NOT_FOUND or (not a.veto_answer and a.abstained)
-    veto_correct = (not veto_abstained and alce_correct(strip_markers(a.veto_answer), q.answers)) if q.answerable \
-        else veto_abstained
-    label = None
-    if a.signals:  # an attachable answer: showing it is right when the question is answerable and it holds a gold answer
-        label = bool(q.answerable and alce_correct(strip_markers(a.attached_answer), q.answers))
+    veto_correct = _right(q, veto_abstained, a.veto_answer)
+    # an attachable answer: showing it is right when the question is answerable and it holds a gold answer
+    label = bool(q.answerable and _right(q, False, a.attached_answer)) if a.signals else None
     return {"signals": a.signals or {}, "confidence": a.confidence, "label": label, "veto_reason": a.veto_reason,
             "veto_abstained": veto_abstained, "veto_correct": veto_correct}
 

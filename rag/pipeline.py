@@ -371,7 +371,8 @@ class Pipeline:
         else:
             p_yes = costs.timed("p_yes_attached", self._model_check, turn.question, loose, passages, stop_event)
         markers = [n for m in find_markers(first) for n in m.numbers]
-        cited = next((c for c in loose.citations if markers and c.marker == markers[0]), None)
+        number = markers[0] if markers else None  # the passage the first claim cites
+        cited = next((c for c in loose.citations if c.marker == number), None)
         span = cited.text if cited else ""
         memory = costs.timed("memory", self._memory_reply, turn.question, stop_event) if self.settings.memory_check else None
         cosines = costs.timed("embeddings", embedding_signals, self.embedder, turn.question, claim_text(first), span) \
@@ -380,8 +381,8 @@ class Pipeline:
             loose.signals or {}, veto_signals(vetoed.abstain_reason), {"p_yes": p_yes},
             reply_signals(usage.token_logprobs, raw, loose.short_answer),
             memory_signals(memory, loose.short_answer, span), cosines,
-            retrieval_signals(passages, markers[0] if markers else None, turn.best_dense, turn.keyword_overlap),
-            question_term_signals(turn.question, next((p for p in passages if markers and p.number == markers[0]), None)),
+            retrieval_signals(passages, number, turn.best_dense, turn.keyword_overlap),
+            question_term_signals(turn.question, next((p for p in passages if p.number == number), None)),
         )
 
     def _memory_reply(self, question: str, stop_event) -> str | None:
