@@ -58,18 +58,21 @@ def build_app(pipeline: Pipeline, examples: list[str] | None = None):
     with gr.Blocks(title="Local cited Q&A") as app:
         gr.Markdown("## Ask your documents\nAnswers come from a local model and cite the passages they use. Nothing leaves this machine.")
         chat, box, send, stop, sources = _chat_panel(examples)
+        within = gr.Dropdown(choices=sorted(pipeline.index.documents), value=[], multiselect=True,
+                             label="Search within", info="Leave empty to search every document.", elem_id="within")
         with gr.Accordion("Settings", open=False):
             k = gr.Slider(100, 2000, value=pipeline.evidence_tokens, step=20, label="Evidence given to the model (tokens)",
                           info="Passages are taken in rank order while they fit; short snippets fit many, long chunks few.")
             max_tokens = gr.Slider(16, 512, value=s.max_new_tokens, step=16, label="Max answer length (tokens)")
             gr.Textbox(value=_engine_line(pipeline), label="Engine and models", interactive=False)
-        _wire_chat(pipeline, chat, box, send, stop, sources, k, max_tokens)
-        _documents_panel(pipeline)
+        _wire_chat(pipeline, chat, box, send, stop, sources, k, max_tokens, within)
+        _documents_panel(pipeline, within)
 
-        def ask(question: str) -> dict:
-            """Answer one question; returns the same JSON object as `python -m rag ask --json`."""
+        def ask(question: str, only: list[str] | None = None) -> dict:
+            """Answer one question (within the documents named in `only`, when given); returns the same
+            JSON object as `python -m rag ask --json`."""
             try:
-                return pipeline.ask(question).to_json()
+                return pipeline.ask(question, only=only or ()).to_json()
             except RagError as e:
                 return {"question": question, "error": str(e)}
 
@@ -93,18 +96,19 @@ def _chat_panel(examples: list[str]):
     return chat, box, send, stop, sources
 
 
-def _wire_chat(pipeline: Pipeline, chat, box, send, stop, sources, k, max_tokens) -> None:
+def _wire_chat(pipeline: Pipeline, chat, box, send, stop, sources, k, max_tokens, within) -> None:
     """Enter or Ask streams an answer; Stop cancels it; an example fills the box."""
     history = gr.State([])  # [(question, answer text)] of this browser session only
     turn = gr.State(0)
 
-    def respond(message, chat_msgs, hist, turn_no, k_value, max_new, request: gr.Request):
+    def respond(message, chat_msgs, hist, turn_no, k_value, max_new, only, request: gr.Request):
         try:
-            yield from _respond(pipeline, message, chat_msgs, hist, turn_no, int(k_value), int(max_new), _stop_flag(request))
+            yield from _respond(pipeline, message, chat_msgs, hist, turn_no, int(k_value), int(max_new), _stop_flag(request),
+                                only or ())
         finally:  # the flag is only needed while this session's answer is being written
             _STOPS.pop(getattr(request, "session_hash", None) or "default", None)
 
-    inputs = [box, chat, history, turn, k, max_tokens]
+    inputs = [box, chat, history, turn, k, max_tokens, within]
     outputs = [chat, sources, history, turn, box]
     ev1 = box.submit(respond, inputs, outputs, api_name="chat")
     ev2 = send.click(respond, inputs, outputs, api_visibility="private")
@@ -120,8 +124,9 @@ def _wire_chat(pipeline: Pipeline, chat, box, send, stop, sources, k, max_tokens
     stop.click(stop_now, None, None, cancels=[ev1, ev2], queue=False, api_visibility="private")
 
 
-def _documents_panel(pipeline: Pipeline) -> None:
-    """The indexed documents, with upload and removal (each re-indexes at once)."""
+def _documents_panel(pipeline: Pipeline, within) -> None:
+    """The indexed documents, with upload and removal (each re-indexes at once; the "Search within"
+    choices follow)."""
     s = pipeline.settings
     with gr.Accordion("Documents", open=False):
         doc_list = gr.Dataframe(value=_doc_rows(pipeline), headers=["document", "title", "chunks"], interactive=False)
@@ -132,15 +137,21 @@ def _documents_panel(pipeline: Pipeline) -> None:
             remove = gr.Button("Remove")
         doc_status = gr.Markdown("")
 
-    def on_upload(files):
-        return _add_uploads(pipeline, files)
+    def on_upload(files, chosen):
+        return (*_add_uploads(pipeline, files), _within(pipeline, chosen))
 
-    upload.upload(on_upload, upload, [doc_status, doc_list, remove_choice, upload], api_visibility="private")
+    upload.upload(on_upload, [upload, within], [doc_status, doc_list, remove_choice, upload, within], api_visibility="private")
 
-    def on_remove(source):
-        return _remove(pipeline, source)
+    def on_remove(source, chosen):
+        return (*_remove(pipeline, source), _within(pipeline, chosen))
 
-    remove.click(on_remove, remove_choice, [doc_status, doc_list, remove_choice], api_visibility="private")
+    remove.click(on_remove, [remove_choice, within], [doc_status, doc_list, remove_choice, within], api_visibility="private")
+
+
+def _within(pipeline: Pipeline, chosen):
+    """The "Search within" choices after the documents changed, keeping the chosen ones that remain."""
+    names = sorted(pipeline.index.documents)
+    return gr.Dropdown(choices=names, value=[c for c in chosen or [] if c in names])
 
 
 def _stop_flag(request) -> threading.Event:
@@ -148,7 +159,7 @@ def _stop_flag(request) -> threading.Event:
     return _STOPS.setdefault(key, threading.Event())
 
 
-def _respond(pipeline, message, chat_msgs, hist, turn_no, k, max_new, stop_flag):
+def _respond(pipeline, message, chat_msgs, hist, turn_no, k, max_new, stop_flag, only=()):
     """Stream one answer: passages first, then tokens, then the checked answer with linked citations."""
     stop_flag.clear()
     turn_no += 1
@@ -158,7 +169,7 @@ def _respond(pipeline, message, chat_msgs, hist, turn_no, k, max_new, stop_flag)
     raw = ""
     try:
         for event in pipeline.ask_stream(message, history=hist, evidence_tokens=int(k), max_new_tokens=max_new,
-                                          stop_event=stop_flag):
+                                          stop_event=stop_flag, only=only):
             if isinstance(event, Retrieved):
                 panel = sources_html(event.passages, [], turn_no, event.search_query, message, status="Writing the answer…")
                 yield chat_msgs, panel, hist, turn_no, ""
@@ -263,10 +274,41 @@ def main(argv=None) -> int:
     auth = tuple(args.auth.split(":", 1)) if args.auth and ":" in args.auth else None
     if args.host not in ("127.0.0.1", "localhost") and auth is None:
         print("warning: listening beyond this machine without --auth: anyone who can reach it can use it", flush=True)
-    app.launch(server_name=args.host, server_port=args.port, auth=auth, css=CSS, prevent_thread_lock=True,
-               max_file_size=f"{int(settings.max_upload_mb)}mb", footer_links=["api"], quiet=True)
-    print(f"ready: http://{args.host}:{args.port}", flush=True)
-    app.block_thread()
+    server = _server(app, pipeline, args, auth, settings)
+    return serve(server, f"ready: http://{args.host}:{args.port} (OpenAI API: http://{args.host}:{args.port}/v1)")
+
+
+def _server(app, pipeline: Pipeline, args, auth, settings: Settings):
+    """One web server for the page and the OpenAI chat API (`rag/openai_server.py`) beside it."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from rag import openai_server
+
+    root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    openai_server.install(root, pipeline, auth)
+    root = gr.mount_gradio_app(root, app, path="", auth=auth, css=CSS, max_file_size=f"{int(settings.max_upload_mb)}mb",
+                               footer_links=["api"], server_name=args.host, server_port=args.port)
+    return uvicorn.Server(uvicorn.Config(root, host=args.host, port=args.port, log_level="warning"))
+
+
+def serve(server, ready_line: str) -> int:
+    """Run the server; print `ready_line` once it listens (tests and scripts wait for it)."""
+    import time
+
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            print("error: the web server did not start (is the port in use?)", file=sys.stderr)
+            return 2
+        time.sleep(0.05)
+    print(ready_line, flush=True)
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        server.should_exit = True
+        thread.join(10)
     return 0
 
 

@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, help="number of passages (default: 4)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--questions", type=Path, help="JSONL file of {id, question}: with --json, one line of passages per question (retrieval only)")
+    _only_option(p)
     add_common_options(p)
 
     p = sub.add_parser("ask", help="answer a question with citations", description="Answer with a local model, citing the passages used.")
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, help="answer length limit in tokens (default: 160)")
     p.add_argument("--json", action="store_true", help="print the answer object as JSON")
     p.add_argument("--questions", type=Path, help="JSONL file of {id, question}; one JSON answer per line, in order")
+    _only_option(p)
     add_common_options(p)
 
     p = sub.add_parser("milvus-serve", help="share a Milvus Lite index with other processes",
@@ -54,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_parser(sub)
     bench.add_parser(sub)
     return parser
+
+
+def _only_option(p) -> None:
+    p.add_argument("--only", action="append", default=[], metavar="NAME",
+                   help="search only this document (its name in the folder, or a pattern such as 'reports/*.pdf'); repeat for several")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,17 +147,17 @@ def _batch(rows: list[dict], handle: Callable[[str, str | None], dict]) -> int:
     return 0
 
 
-def _answer_batch(pipeline, rows: list[dict]) -> int:
+def _answer_batch(pipeline, rows: list[dict], only: Sequence[str] = ()) -> int:
     """`ask --json --questions`: the full answer object per question."""
-    return _batch(rows, lambda question, qid: pipeline.ask(question, qid=qid).to_json())
+    return _batch(rows, lambda question, qid: pipeline.ask(question, qid=qid, only=only).to_json())
 
 
-def _search_batch(pipeline, rows: list[dict], k: int | None) -> int:
+def _search_batch(pipeline, rows: list[dict], k: int | None, only: Sequence[str] = ()) -> int:
     """`search --json --questions`: retrieval only (the model is never loaded), `{id, question, passages}` per line."""
     from .records import hit_json
 
     def search(question: str, qid: str | None) -> dict:
-        return {"id": qid, "question": question, "passages": [hit_json(h) for h in pipeline.search(question, k)]}
+        return {"id": qid, "question": question, "passages": [hit_json(h) for h in pipeline.search(question, k, only)]}
 
     return _batch(rows, search)
 
@@ -175,8 +182,8 @@ def cmd_search(args) -> int:
     rows = _check_input_first(args)
     pipeline = _pipeline(args)
     if rows is not None:
-        return _search_batch(pipeline, rows, args.k)
-    hits = pipeline.search(args.question, args.k)
+        return _search_batch(pipeline, rows, args.k, args.only)
+    hits = pipeline.search(args.question, args.k, args.only)
     if args.json:
         _emit({"question": args.question, "passages": [hit_json(h) for h in hits]})
         return 0
@@ -193,12 +200,12 @@ def cmd_ask(args) -> int:
     rows = _check_input_first(args)
     pipeline = _pipeline(args)
     if rows is not None:
-        return _answer_batch(pipeline, rows)
+        return _answer_batch(pipeline, rows, args.only)
     if args.json:
-        _emit(pipeline.ask(args.question).to_json())
+        _emit(pipeline.ask(args.question, only=args.only).to_json())
         return 0
     answer = None
-    for event in pipeline.ask_stream(args.question):
+    for event in pipeline.ask_stream(args.question, only=args.only):
         if isinstance(event, Token):
             print(event.text, end="", flush=True, file=sys.stderr)
         elif isinstance(event, Done):

@@ -296,8 +296,11 @@ def decision_fields(q: Question, a) -> dict[str, Any]:
     veto_correct = _right(q, veto_abstained, a.veto_answer)
     # an attachable answer: showing it is right when the question is answerable and it holds a gold answer
     label = bool(q.answerable and _right(q, False, a.attached_answer)) if a.signals else None
-    return {"signals": a.signals or {}, "confidence": a.confidence, "label": label, "veto_reason": a.veto_reason,
-            "veto_abstained": veto_abstained, "veto_correct": veto_correct}
+    out = {"signals": a.signals or {}, "confidence": a.confidence, "label": label, "veto_reason": a.veto_reason,
+           "veto_abstained": veto_abstained, "veto_correct": veto_correct}
+    if a.check_state:
+        out["check_state"] = a.check_state
+    return out
 
 
 def _mean(values) -> float | None:

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import milvus_conn as mc
 from .errors import IndexError_, StoreError
-from .records import Candidates, Chunk
+from .records import Candidates, Chunk, Scope
 from .terms import terms
 from .vectors import HNSW_EF_SEARCH
 
@@ -139,6 +139,10 @@ class ClientKeyword:
         rows = current_rows(client, config, view, ["build", "chunk_id", "source", "start", "text"])
         return cls([view.key(r) for r in rows], [r["text"] for r in rows])
 
+    def in_scope(self, scope: Scope) -> np.ndarray:
+        """Whether each row's document is in `scope` (a mask in row order)."""
+        return np.array([scope.allows(k[0]) for k in self.keys], dtype=bool)
+
     def scores_of(self, query: str, keys) -> dict[tuple, float]:
         scores = self.bm25.scores(query)
         return {k: float(scores[self.rows[k]]) if k in self.rows else 0.0 for k in keys}
@@ -201,11 +205,12 @@ class MilvusIndex:
             self._view.head = head  # same version, cleanup finished (stale_chunks went to 0)
         return self._view
 
-    def candidates(self, query: str, qvec: np.ndarray, n: int) -> Candidates:
-        """The n best chunks by cosine and by BM25, with both exact scores of each, from one version."""
+    def candidates(self, query: str, qvec: np.ndarray, n: int, scope: Scope | None = None) -> Candidates:
+        """The n best chunks by cosine and by BM25, with both exact scores of each, from one version
+        (of the `scope`'s documents only, when one is given: a filter on the `source` field)."""
         for _ in range(RETRIES):
             view = self.refresh()
-            found = _Search(self, view, query, qvec).candidates(n)
+            found = _Search(self, view, query, qvec, scope).candidates(n)
             if mc.read_head(self.client, self.config.meta, self.config.uri) == view.head:
                 return found
         return found  # commits faster than searches: the last answer still comes from one version
@@ -218,10 +223,11 @@ class MilvusIndex:
 class _Search:
     """One query against one version."""
 
-    def __init__(self, index: MilvusIndex, view: View, query: str, qvec: np.ndarray):
+    def __init__(self, index: MilvusIndex, view: View, query: str, qvec: np.ndarray, scope: Scope | None = None):
         self.client, self.config, self.view = index.client, index.config, view
         self.query, self.qvec = query, qvec
-        self.filter = f"build <= {view.version}"
+        self.scope = scope if scope is not None and not scope.everything else None
+        self.filter = f"build <= {view.version}" + _scope_filter(self.scope)
         # Rows a commit replaced but has not deleted yet can fill the top of a search: ask for more.
         self.extra = int(view.head.get("stale_chunks", 0))
 
@@ -249,6 +255,8 @@ class _Search:
         if self.view.manifest["keyword"] == "client":
             kw = self.view.keyword(self.client, self.config)
             scores = kw.bm25.scores(self.query)
+            if self.scope is not None:  # keys start with the source
+                scores = np.where(kw.in_scope(self.scope), scores, 0.0)
             top = [kw.keys[i] for i in kw.bm25.top(scores, n)]
             scores_of = {k: float(scores[kw.rows[k]]) for k in top}
             fetched.update(self._rows_of([k for k in top if k not in chunks]))
@@ -308,6 +316,18 @@ class _Search:
         rows = self._search([tokens], "sparse", {"metric_type": "BM25"}, len(pks), filter_=expr)
         found = {self.view.key(r): r["score"] for r in rows}
         return {k: found.get(k, 0.0) for k in keys}
+
+
+def _scope_filter(scope: Scope | None) -> str:
+    """The Milvus filter clause for a scope ("" for every document); names are JSON-quoted strings."""
+    if scope is None:
+        return ""
+    out = ""
+    if scope.only:
+        out += f" and source in [{', '.join(json.dumps(s) for s in sorted(scope.only))}]"
+    if scope.exclude:
+        out += f" and source not in [{', '.join(json.dumps(s) for s in sorted(scope.exclude))}]"
+    return out
 
 
 class ServerIdf:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import re
 import tempfile  # noqa: F401  (used by the docstring example)
@@ -33,7 +34,7 @@ from .terms import content_words
 from .citations import claim_text, find_markers
 from .prompting import (quoted, block_texts, build_blocks, build_messages, build_verify_blocks, load_prompt,
                         render, select_passages, whole_chunks)
-from .records import Answer, Hit, Passage, Timings
+from .records import Answer, Hit, Passage, Scope, Timings
 from .retrieval import HybridRetriever
 from .settings import Settings
 from .store import Index, UpdateReport, load_index, settings_signature, update_index
@@ -222,9 +223,9 @@ class Pipeline:
         return self._fit_prompt(question, passages, [], None)
 
     # ---- retrieval
-    def search(self, query: str, k: int | None = None) -> list[Hit]:
+    def search(self, query: str, k: int | None = None, only: Sequence[str] = ()) -> list[Hit]:
         query = self.check_question(query)
-        return self._retriever().search(query, k or self.settings.top_k)
+        return self._retriever().search(query, k or self.settings.top_k, self.scope(only))
 
     def _retriever(self) -> HybridRetriever:
         """A retriever over the current index (cheap: it holds references only)."""
@@ -258,18 +259,20 @@ class Pipeline:
     def ask_stream(
         self, question: str, history: Sequence[tuple[str, str]] = (), qid: str | None = None,
         k: int | None = None, max_new_tokens: int | None = None, stop_event: threading.Event | None = None,
-        evidence_tokens: int | None = None, exclude: frozenset[str] = frozenset(),
+        evidence_tokens: int | None = None, exclude: frozenset[str] = frozenset(), only: Sequence[str] = (),
     ) -> Iterator[Retrieved | Token | Done]:
         """Yield Retrieved, then Token pieces, then Done with the checked answer.
 
         `evidence_tokens` and `k` override the settings' evidence budget and most passages (the page's slider);
-        `exclude` names documents retrieval leaves out (eval's --drop-gold: the question with its answer gone).
+        `only` restricts the question to these documents (names or shell patterns, `scope`); `exclude`
+        names documents retrieval leaves out (eval's --drop-gold: the question with its answer gone).
         """
         t0 = time.perf_counter()
         question = self.check_question(question)
+        scope = self.scope(only, exclude)
         history = list(history)[-self.settings.history_turns :] if self.settings.history_turns else []
         query = self.standalone_query(question, history)
-        index, hits, passages = self._retrieve(question, query, k, evidence_tokens, exclude)
+        index, hits, passages = self._retrieve(question, query, k, evidence_tokens, scope)
         retrieve_ms = (time.perf_counter() - t0) * 1000
         yield Retrieved(tuple(passages), query)
         dense, overlap = retrieval_evidence(query, hits, index.bm25.idf_of)
@@ -316,9 +319,10 @@ class Pipeline:
             t_check = time.perf_counter()
             costs = _Costs()
             ruled = costs.timed("rules", finish, question, raw, passages, Timings(), query, qid, idf, policy)
-            model_yes = costs.timed("model_check", self._model_check, question, ruled, passages, stop_event)
+            state: list | None = [] if self._reads_state else None  # the model check's hidden state, for the probe
+            model_yes = costs.timed("model_check", self._model_check, question, ruled, passages, stop_event, state)
             vetoed = with_model_check(ruled, model_yes, policy)
-            answer = self._decide(turn, vetoed, raw, passages, idf, policy, usage, stop_event, costs, ruled)
+            answer = self._decide(turn, vetoed, raw, passages, idf, policy, usage, stop_event, costs, ruled, state)
             check_s = time.perf_counter() - t_check
         timings = Timings(
             retrieve_ms=turn.retrieve_ms, ttft_s=ttft, total_s=time.perf_counter() - t0,
@@ -328,7 +332,7 @@ class Pipeline:
         yield Done(replace(answer, timings=timings))
 
     def _decide(self, turn: "_Turn", vetoed: Answer, raw: str, passages, idf, policy: Policy, usage: Usage,
-                stop_event, costs: "_Costs", ruled: Answer | None = None) -> Answer:
+                stop_event, costs: "_Costs", ruled: Answer | None = None, state: list | None = None) -> Answer:
         """The calibrated decision on a reply: its attachable claims, their signals, P(right), the threshold.
 
         `vetoed` is the rules' own verdict (every rule a veto); it is what is shown when the setting
@@ -341,8 +345,13 @@ class Pipeline:
                             attach=True)
         if loose.abstained:  # nothing can be attached: a veto by construction
             return replace(vetoed, signals={}, **kept)
-        signals = self._signals(turn, vetoed, loose, raw, passages, usage, stop_event, costs, ruled or vetoed)
+        signals, vector = self._signals(turn, vetoed, loose, raw, passages, usage, stop_event, costs, ruled or vetoed,
+                                        state)
         kept["attached_answer"] = loose.answer
+        if vector is not None and self.settings.signals:  # recorded for `rag calibrate`, which fits the probe
+            from .generation.replay import pack_vector
+
+            kept["check_state"] = pack_vector(vector)
         calibrator = self.calibrator
         if calibrator is None:
             return replace(vetoed, signals=signals, **kept)
@@ -359,9 +368,10 @@ class Pipeline:
         return replace(decided, answer=NOT_FOUND, abstained=True, citations=(), short_answer="", abstain_reason=reason)
 
     def _signals(self, turn: "_Turn", vetoed: Answer, loose: Answer, raw: str, passages, usage: Usage,
-                 stop_event, costs: "_Costs", ruled: Answer) -> dict[str, float]:
+                 stop_event, costs: "_Costs", ruled: Answer, state: list | None = None):
         """Every signal of `rag.signals` for the attached answer `loose` (`ruled`: the rules' answer before
-        the model check's verdict, whose P(yes) is reused when it is the same claim)."""
+        the model check's verdict, whose P(yes) and hidden `state` are reused when it is the same claim),
+        and the model check's hidden state for that claim (None when it was not read)."""
         from .signals import (embedding_signals, memory_signals, merged, question_term_signals, reply_signals,
                               retrieval_signals, veto_signals)
 
@@ -369,7 +379,8 @@ class Pipeline:
         if not ruled.abstained and first_supported_claim(ruled.answer) == first:
             p_yes = vetoed.model_check  # the rules' own claim and passage: asked once
         else:
-            p_yes = costs.timed("p_yes_attached", self._model_check, turn.question, loose, passages, stop_event)
+            state = [] if state is not None else None
+            p_yes = costs.timed("p_yes_attached", self._model_check, turn.question, loose, passages, stop_event, state)
         markers = [n for m in find_markers(first) for n in m.numbers]
         number = markers[0] if markers else None  # the passage the first claim cites
         cited = next((c for c in loose.citations if c.marker == number), None)
@@ -377,13 +388,16 @@ class Pipeline:
         memory = costs.timed("memory", self._memory_reply, turn.question, stop_event) if self.settings.memory_check else None
         cosines = costs.timed("embeddings", embedding_signals, self.embedder, turn.question, claim_text(first), span) \
             if span else {}
+        vector = state[0] if state else None
+        probe = self.probe
+        probed = {"probe": costs.timed("probe", probe.score, vector)} if probe is not None and vector is not None else {}
         return merged(
-            loose.signals or {}, veto_signals(vetoed.abstain_reason), {"p_yes": p_yes},
+            loose.signals or {}, veto_signals(vetoed.abstain_reason), {"p_yes": p_yes}, probed,
             reply_signals(usage.token_logprobs, raw, loose.short_answer),
             memory_signals(memory, loose.short_answer, span), cosines,
             retrieval_signals(passages, number, turn.best_dense, turn.keyword_overlap),
             question_term_signals(turn.question, next((p for p in passages if p.number == number), None)),
-        )
+        ), vector
 
     def _memory_reply(self, question: str, stop_event) -> str | None:
         """The model's answer to the question with no passages at all (a short prompt of its own)."""
@@ -419,6 +433,28 @@ class Pipeline:
         return self._calibrator
 
     @property
+    def probe(self):
+        """The probe on the model check's hidden state (setting `probe`), loaded once; None when there is none
+        or it was trained for other models (then it gives no signal, with a warning)."""
+        if not hasattr(self, "_probe"):
+            from .probe import load_probe
+
+            probe = load_probe(self.settings.probe)
+            fitted = (probe.fitted_on.get("models") or {}) if probe is not None else {}
+            if fitted and fitted != self.model_identity:
+                log.warning("probe %s was trained for %s, not %s: it is not used", self.settings.probe, fitted,
+                            self.model_identity)
+                probe = None
+            self._probe = probe
+        return self._probe
+
+    @property
+    def _reads_state(self) -> bool:
+        """Whether the model check reads its hidden state: for eval and calibrate, or for a probe in use."""
+        return self.settings.signals or (self.calibrator is not None and self.probe is not None
+                                         and "probe" in self.calibrator.names)
+
+    @property
     def evidence_tokens(self) -> int:
         """The evidence budget a prompt gets unless a call says otherwise (the page's default too)."""
         s = self.settings
@@ -432,8 +468,26 @@ class Pipeline:
                       pack_tokens=s.pack_tokens if blocks else 0, max_per_source=s.max_per_source,
                       near_duplicate=s.near_duplicate)
 
+    def scope(self, only: Sequence[str] = (), exclude: frozenset[str] = frozenset()) -> Scope:
+        """The documents a question may use: each name in `only` is a document of the index or a shell
+        pattern (`reports/*.pdf`); one that names none is a QuestionError that lists what there is."""
+        if isinstance(only, str):
+            only = [only]
+        names = sorted(self.index.documents)
+        chosen: set[str] = set()
+        for pattern in only:
+            pattern = pattern.strip()
+            if not pattern:
+                continue
+            found = [n for n in names if n == pattern] or fnmatch.filter(names, pattern)
+            if not found:
+                listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+                raise QuestionError(f"no document matches {pattern!r}; the index holds: {listed or 'nothing'}")
+            chosen.update(found)
+        return Scope(only=frozenset(chosen), exclude=frozenset(exclude))
+
     def _retrieve(self, question: str, query: str, k: int | None, evidence_tokens: int | None,
-                  exclude: frozenset[str] = frozenset()):
+                  scope: Scope | None = None):
         """The index searched (one snapshot for the whole answer), its hits, and the passages for the prompt."""
         retriever = self._retriever()
         index = retriever.index
@@ -442,9 +496,7 @@ class Pipeline:
         budget = self.budget(evidence_tokens, k)
         # Deeper than the ceiling, so that passages dropped as duplicates or over a document's cap leave room.
         depth = budget.max_passages * (2 if budget.max_per_source or budget.near_duplicate else 1)
-        hits = retriever.search_many(queries, depth + (3 * depth if exclude else 0))
-        if exclude:
-            hits = [h for h in hits if h.chunk.source not in exclude][:depth]
+        hits = retriever.search_many(queries, depth, scope)
         if whole:
             passages = whole_chunks(hits)
         else:
@@ -455,7 +507,8 @@ class Pipeline:
         """A passage's tokens in the prompt, as quoted there (the budget's unit)."""
         return self.generator.count_text(quoted(text))
 
-    def _model_check(self, question: str, ruled: Answer, passages: Sequence[Passage], stop_event) -> float | None:
+    def _model_check(self, question: str, ruled: Answer, passages: Sequence[Passage], stop_event,
+                     state: list | None = None) -> float | None:
         """The model's P(Yes) that the passage cited for the answer states it (the rules judged the rest).
 
         Asked of the answer the rules keep (its first sentence) and the one passage it cites, in a prompt
@@ -473,7 +526,7 @@ class Pipeline:
             return None
         blocks = build_verify_blocks(claim_text(first), passage.text)
         grounding = Grounding(question, (passage.text,), blocks if self.generator.reuses_passage_states else None)
-        return self.generator.yes_probability(blocks.messages(), grounding)
+        return self.generator.yes_probability(blocks.messages(), grounding, state)
 
     def _fit_prompt(self, question, passages, history, max_new_tokens):
         """Drop earlier turns, then the weakest passages, then halve the last one until the prompt fits."""

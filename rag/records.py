@@ -84,6 +84,27 @@ class Unsupported:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """The documents a search may return: only those in `only` (every one when it is empty), and none in
+    `exclude`. Applied inside the index search, before ranking, so a restricted question still gets its
+    full share of passages.
+
+    >>> Scope(only=frozenset({"a.txt"})).allows("b.txt"), Scope().everything
+    (False, True)
+    """
+
+    only: frozenset[str] = frozenset()
+    exclude: frozenset[str] = frozenset()
+
+    def allows(self, source: str) -> bool:
+        return (not self.only or source in self.only) and source not in self.exclude
+
+    @property
+    def everything(self) -> bool:
+        return not self.only and not self.exclude
+
+
+@dataclass(frozen=True)
 class Candidates:
     """One query's candidates from an index: both rankings, and both exact scores of every candidate.
 
@@ -148,6 +169,7 @@ class Answer:
     veto_reason: str = ""  # the vetoes' reason to abstain ("" when they keep the answer)
     veto_answer: str = ""  # the answer the vetoes keep (the same text as `answer` when they agree)
     attached_answer: str = ""  # the answer the calibrated decision weighs: every claim that can be attached
+    check_state: str = ""  # the model check's hidden state, packed (recorded by eval for `rag calibrate`'s probe)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of `python -m rag ask --json` and the UI's `/ask` endpoint."""

@@ -24,7 +24,7 @@ import numpy as np
 from .embedding import Embedder
 from .errors import RagError
 from .exact_terms import asked_terms, term_score
-from .records import Candidates, Hit
+from .records import Candidates, Hit, Scope
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float]]:
@@ -59,7 +59,7 @@ def _zscores(values: Sequence[float]) -> np.ndarray:
 
 class Retriever(ABC):
     @abstractmethod
-    def search(self, query: str, k: int) -> list[Hit]:
+    def search(self, query: str, k: int, scope: Scope | None = None) -> list[Hit]:
         """The k best chunks for `query`, best first, with scores."""
 
 
@@ -67,7 +67,7 @@ class HybridRetriever(Retriever):
     """Dense + keyword candidates, fused (convex by default, or RRF); each hit keeps both raw scores.
 
     `index` is any store that gives candidates: the FAISS `store.Index` or the Milvus `MilvusIndex`
-    (`size`, `candidates(query, qvec, n)`, `exact_scores(query, qvec, keys)`).
+    (`size`, `candidates(query, qvec, n, scope)`, `exact_scores(query, qvec, keys)`).
     """
 
     def __init__(self, index, embedder: Embedder, candidates: int = 30, rrf_k: int = 10,
@@ -83,19 +83,20 @@ class HybridRetriever(Retriever):
         self.dense_weight = dense_weight
         self.term_weight = term_weight
 
-    def search(self, query: str, k: int) -> list[Hit]:
-        return self.search_many([query], k)
+    def search(self, query: str, k: int, scope: Scope | None = None) -> list[Hit]:
+        return self.search_many([query], k, scope)
 
-    def search_many(self, queries: Sequence[str], k: int) -> list[Hit]:
+    def search_many(self, queries: Sequence[str], k: int, scope: Scope | None = None) -> list[Hit]:
         """Fuse the rankings of several phrasings (a follow-up alone and rewritten).
 
         Each query ranks on its own, so a follow-up's own words are not drowned by borrowed ones; the
         per-query fused scores are summed. Raw scores reported (cosine, BM25) are the first query's.
+        `scope`: only these documents compete (the filter is applied inside the index's search).
         """
         if self.index.size == 0 or k <= 0:
             return []
         n = max(self.candidates, k)
-        per_query = [self.index.candidates(query, self.embedder.embed_query(query), n) for query in queries]
+        per_query = [self.index.candidates(query, self.embedder.embed_query(query), n, scope) for query in queries]
         chunks = {key: chunk for c in per_query for key, chunk in c.chunks.items()}
         fused = self._fuse(per_query)
         asked = asked_terms(queries[0]) if self.term_weight and self.fusion == "convex" else None

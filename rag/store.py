@@ -37,7 +37,7 @@ from .documents import PARSER_VERSION, Skipped, list_files, load_file, source_na
 from .embedding import Embedder
 from .fileio import sha256_file
 from .errors import DocumentError, IndexBusyError, IndexCorruptError, IndexError_, IndexMismatchError
-from .records import Candidates, Chunk
+from .records import Candidates, Chunk, Scope
 from .vectors import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -80,11 +80,24 @@ class Index:
     def describe(self) -> str:
         return f"index folder: {self.folder}"
 
-    def candidates(self, query: str, qvec: np.ndarray, n: int) -> Candidates:
+    def candidates(self, query: str, qvec: np.ndarray, n: int, scope: Scope | None = None) -> Candidates:
         """The n best rows by cosine and by BM25; both scores of every candidate are exact
-        (cosines from the stored vectors, BM25 from the full scoring). Keys are row numbers."""
-        dense_ids, _ = self.vector_index.search(qvec, n)
+        (cosines from the stored vectors, BM25 from the full scoring). Keys are row numbers.
+
+        With a `scope`, only its documents' rows compete: their cosines are computed exactly (a scan of
+        the allowed rows, not the FAISS graph) and the other rows' BM25 scores are zeroed.
+        """
         keyword_all = self.bm25.scores(query)
+        if scope is None or scope.everything:
+            dense_ids, _ = self.vector_index.search(qvec, n)
+        else:
+            allowed = np.array([i for i, c in enumerate(self.chunks) if scope.allows(c.source)], dtype=np.int64)
+            cosines = self.vectors[allowed] @ qvec if len(allowed) else np.zeros(0, dtype=np.float32)
+            order = np.lexsort((allowed, -cosines))[:n]  # best first, ties by row
+            dense_ids = [int(allowed[i]) for i in order]
+            mask = np.zeros(len(keyword_all), dtype=bool)
+            mask[allowed] = True
+            keyword_all = np.where(mask, keyword_all, 0.0)
         keyword_ids = self.bm25.top(keyword_all, n)
         rows = list(dict.fromkeys(dense_ids + keyword_ids))
         dense = dict(zip(rows, (self.vectors[rows] @ qvec).tolist()))

@@ -551,6 +551,20 @@ def test_password_is_required(auth_app):
     assert out["citations"][0]["source"] == UK_DOC
 
 
+def test_openai_endpoint_requires_the_bearer_key(auth_app):
+    import httpx
+
+    body = {"model": "local-rag", "messages": [{"role": "user", "content": UK_QUESTION}]}
+    url = auth_app.url + "v1/chat/completions"
+    for headers in ({}, {"Authorization": "Bearer user:wrong"}, {"Authorization": "Basic dXNlcjpwdw=="}):
+        r = httpx.post(url, json=body, headers=headers, timeout=60)
+        assert r.status_code == 401 and "API key" in r.json()["error"]["message"]
+        assert httpx.get(auth_app.url + "v1/models", headers=headers, timeout=30).status_code == 401
+    assert logged_in(auth_app).post(url, json=body).status_code == 401  # the page's login cookie is not a key
+    r = httpx.post(url, json=body, headers={"Authorization": "Bearer user:pw"}, timeout=120)
+    assert r.status_code == 200 and r.json()["sources"][0]["source"] == UK_DOC
+
+
 def test_no_endpoint_serves_arbitrary_files(auth_app):
     import httpx
 

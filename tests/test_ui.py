@@ -57,6 +57,18 @@ def test_chat_endpoint_streams_answer_and_sources(fake_app):
     assert "<mark>" in sources and "1 million pounds" in sources.split("<mark>")[1].split("</mark>")[0]
 
 
+def test_questions_can_be_restricted_to_documents(fake_app):
+    from conftest import MEKONG_DOC
+
+    out = client(fake_app).predict("What did the UK fund?", [MEKONG_DOC], api_name="/ask")
+    assert {p["source"] for p in out["passages"]} == {MEKONG_DOC}
+    assert all(c["source"] == MEKONG_DOC for c in out["citations"])
+    bad = client(fake_app).predict("What did the UK fund?", ["no-such.txt"], api_name="/ask")
+    assert "no document matches" in bad["error"]
+    chat, sources, box = client(fake_app).predict("What did the UK fund?", [], 480, 160, [MEKONG_DOC], api_name="/chat")
+    assert MEKONG_DOC in sources and UK_DOC not in sources
+
+
 def test_two_sessions_at_once_get_their_own_answers(fake_app):
     questions = {"uk": "What did the UK fund?", "hanoi": "Who delivered the opening speech at IMM6?"}
     results = {}

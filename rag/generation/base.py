@@ -81,11 +81,14 @@ class Generator(ABC):
         """Compute and save the states of `blocks` behind `head` now; return how many were new (0: keeps none)."""
         return 0
 
-    def yes_probability(self, messages: list[dict], grounding: Grounding | None = None) -> float | None:
+    def yes_probability(self, messages: list[dict], grounding: Grounding | None = None,
+                        hidden: list | None = None) -> float | None:
         """P("Yes") / (P("Yes") + P("No")) for the first token of the reply to `messages`.
 
         `grounding.blocks`, when given, is the same prompt cut at its passage (engines that reuse saved
-        passage states compute only the rest).
+        passage states compute only the rest). `hidden`, when given, gets the model's final-layer hidden
+        state at the prompt's last token (a float32 array) from engines that can read it: what a
+        trained probe reads (`rag/probe.py`).
 
         None when the engine cannot read its next-token distribution (then no model check is made).
         """

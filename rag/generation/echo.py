@@ -45,7 +45,8 @@ class EchoGenerator(Generator):
                 usage.completion_tokens = i + 1
             yield word
 
-    def yes_probability(self, messages: list[dict], grounding: Grounding | None = None) -> float | None:
+    def yes_probability(self, messages: list[dict], grounding: Grounding | None = None,
+                        hidden: list | None = None) -> float | None:
         return self.yes
 
     def _reply(self, grounding: Grounding | None) -> str:

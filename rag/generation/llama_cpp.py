@@ -40,6 +40,7 @@ class LlamaCppGenerator(Generator):
         self.kv_cache_type = kv_cache_type
         self._llm = None
         self._prefill = None
+        self._taps = None
 
     @property
     def llm(self):
@@ -62,8 +63,8 @@ class LlamaCppGenerator(Generator):
         try:
             llm = Llama(model_path=str(path), n_ctx=self.context_window, n_threads=self.n_threads, verbose=False,
                         **_KV_TYPES[self.kv_cache_type])
-            if self.state_dir is not None:
-                _add_scratch_sequence(llm)
+            self._taps = _LayerTaps(llm)
+            _remake_context(llm, scratch=self.state_dir is not None, callback=self._taps.callback)
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"llama.cpp cannot load {path}: {e}") from None
         log.info("loaded generator=%s engine=llama_cpp n_ctx=%d threads=%d passage_states=%s", self.ref.spec,
@@ -193,12 +194,13 @@ class LlamaCppGenerator(Generator):
             prefill.discard_scratch()
             return None
 
-    def yes_probability(self, messages: list[dict], grounding: Grounding | None = None) -> float | None:
+    def yes_probability(self, messages: list[dict], grounding: Grounding | None = None,
+                        hidden: list | None = None) -> float | None:
         """Read the next-token logits of the reply (one token, no sampling) and compare Yes with No.
 
         llama.cpp re-uses the KV cache of the longest prefix it holds already, and with passage states
         (`grounding.blocks`) the passage's saved state: only the tokens after the passage
-        are evaluated.
+        are evaluated. `hidden`, when given, gets the final layer's state at the prompt's last token.
         """
         from llama_cpp import LogitsProcessorList
 
@@ -220,7 +222,36 @@ class LlamaCppGenerator(Generator):
             raise GenerationError(f"generation failed: {e}") from None
         if not seen:
             return None
+        if hidden is not None:
+            state = self._last_hidden_state()
+            if state is not None:
+                hidden.append(state)
         return yes_share(seen[0], self._answer_token_ids())
+
+    def _last_hidden_state(self):
+        """Hidden states at the last token in the cache: the outputs of a few layers (`PROBE_LAYERS`), each
+        the size of the model's embedding, joined into one float32 array.
+
+        llama.cpp hands out a layer's output through its graph callback (`cb_eval`, set when the context
+        is made): the last token is decoded again with the callback copying those tensors (one token's
+        work; the rest of the cache is kept).
+        """
+        import numpy as np
+
+        llm = self.llm
+        if llm.n_tokens < 1 or self._taps is None:
+            return None
+        last = int(llm.input_ids[llm.n_tokens - 1])
+        llm.n_tokens -= 1
+        self._taps.read = {}
+        try:
+            llm.eval([last])
+            read = self._taps.read
+        finally:
+            self._taps.read = None
+        if any(name not in read for name in self._taps.names):
+            return None
+        return np.concatenate([read[name] for name in self._taps.names])
 
     def _answer_token_ids(self) -> tuple[list[int], list[int]]:
         if not hasattr(self, "_yes_no"):
@@ -244,19 +275,67 @@ def _piece(llm, token: int) -> str:
 _KV_TYPES = {"f16": {}, "q8_0": {"type_k": 8, "type_v": 8, "flash_attn": True}}
 
 
-def _add_scratch_sequence(llm) -> None:
-    """Give the context a second sequence (one shared cache) to load saved passage states into.
+def _remake_context(llm, scratch: bool, callback=None) -> None:
+    """Make the context again with the same parameters plus what the constructor has no option for.
 
-    llama-cpp-python's constructor has no option for it, so the context is made again with the same
-    parameters plus n_seq_max=2; it holds no state yet, so nothing is lost.
+    `scratch`: a second sequence (one shared cache) to load saved passage states into (n_seq_max=2).
+    `callback`: llama.cpp's graph callback (`cb_eval`), through which layer outputs are read. The new
+    context holds no state yet, so nothing is lost.
     """
     from llama_cpp import _internals
 
     old = llm._ctx
-    llm.context_params.n_seq_max = 2
-    llm.context_params.kv_unified = True
+    if scratch:
+        llm.context_params.n_seq_max = 2
+        llm.context_params.kv_unified = True
+    if callback is not None:
+        llm.context_params.cb_eval = callback
     llm._ctx = _internals.LlamaContext(model=llm._model, params=llm.context_params, verbose=False)
     old.close()
+
+
+# The layers a probe reads (llama.cpp's tensor names): the residual stream at a quarter, half and three
+# quarters of the depth, and the final norm's output (the state the next-token logits come from).
+PROBE_FRACTIONS = (0.25, 0.5, 0.75)
+
+
+class _LayerTaps:
+    """llama.cpp's graph callback: asks for nothing unless `read` is a dict, then copies the last token's
+    row of each tensor in `names` into it."""
+
+    def __init__(self, llm):
+        import ctypes
+
+        import llama_cpp
+        from llama_cpp import _ggml
+
+        n_layer = llama_cpp.llama_model_n_layer(llm.model)
+        self.names = tuple(f"l_out-{int(n_layer * f)}" for f in PROBE_FRACTIONS) + ("result_norm",)
+        self.n_embd = llama_cpp.llama_model_n_embd(llm.model)
+        self.read: dict | None = None
+        ggml = _ggml.libggml
+        ggml.ggml_get_name.restype, ggml.ggml_get_name.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
+        ggml.ggml_nbytes.restype, ggml.ggml_nbytes.argtypes = ctypes.c_size_t, [ctypes.c_void_p]
+        ggml.ggml_backend_tensor_get.restype = None
+        ggml.ggml_backend_tensor_get.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t]
+        self._ggml = ggml
+        self._wanted = {n.encode() for n in self.names}
+        self.callback = llama_cpp.ggml_backend_sched_eval_callback(self._on_tensor)  # kept: llama.cpp holds a pointer
+
+    def _on_tensor(self, tensor, ask: bool, _user_data) -> bool:
+        if self.read is None:
+            return False
+        name = self._ggml.ggml_get_name(tensor)
+        if ask:
+            return name in self._wanted
+        import numpy as np
+
+        size = self._ggml.ggml_nbytes(tensor)
+        if name in self._wanted and size >= 4 * self.n_embd:  # f32, one row per token: the last row is kept
+            row = np.empty(self.n_embd, dtype=np.float32)
+            self._ggml.ggml_backend_tensor_get(tensor, row.ctypes.data, size - 4 * self.n_embd, 4 * self.n_embd)
+            self.read[name.decode()] = row
+        return True
 
 
 def _download_gguf(hub_path: str) -> str:

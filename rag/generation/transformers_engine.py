@@ -162,14 +162,17 @@ class TransformersGenerator(Generator):
             kwargs["temperature"] = temperature
         return kwargs
 
-    def yes_probability(self, messages: list[dict], grounding=None) -> float | None:
+    def yes_probability(self, messages: list[dict], grounding=None, hidden: list | None = None) -> float | None:
         """One forward pass over the conversation; Yes against No in the last position's logits."""
         import torch
 
         tokenizer, model = self._ensure_loaded()
         ids = torch.tensor([self._encode(tokenizer, messages)], device=self.device)
         with torch.inference_mode():
-            logits = model(input_ids=ids).logits[0, -1].float().cpu().numpy()
+            out = model(input_ids=ids, output_hidden_states=hidden is not None)
+            logits = out.logits[0, -1].float().cpu().numpy()
+            if hidden is not None:  # the last entry is after the final norm, as llama.cpp's embeddings are
+                hidden.append(out.hidden_states[-1][0, -1].float().cpu().numpy())
         first = lambda w: tokenizer.encode(w, add_special_tokens=False)[0]  # noqa: E731
         return yes_share(logits, ([first(w) for w in ("Yes", "yes", " Yes")], [first(w) for w in ("No", "no", " No")]))
 
