@@ -49,6 +49,8 @@ def add_parser(sub) -> None:
                    "the evidence figures (gold_in_prompt, answer_in_prompt, passages, tokens) in seconds")
     p.add_argument("--oracle", action="store_true", help="the reader alone: answer each answerable question of the sample "
                    "from its gold source documents whole, no retrieval (unanswerable questions are skipped)")
+    p.add_argument("--hidden-states", action="store_true", help="record the model check's hidden states with each "
+                   "answer in --json (llama.cpp; what eval/probe_study.py trains a probe on)")
     p.add_argument("--drop-gold", action="store_true", help="near-miss unanswerable questions: ask each answerable "
                    "question with its gold source documents left out of retrieval (answerable only if a gold answer is "
                    "still in the passages given); for fitting and testing the answer decision")
@@ -119,6 +121,8 @@ def _eval_inputs(args) -> tuple[Any, list[Question]]:
     if args.index is None:
         settings = settings.replace(index_dir=default_index_dir(settings, args.docs))
     settings = settings.replace(signals=True)  # every reply's signals are recorded, for `rag calibrate`
+    if args.hidden_states:  # and the model check's hidden states, for a probe (eval/probe_study.py)
+        settings = settings.replace(record_states=True)
     questions = load_questions(args.qa)
     if not questions:
         raise RagError(f"no questions in {args.qa}")

@@ -319,7 +319,7 @@ class Pipeline:
             t_check = time.perf_counter()
             costs = _Costs()
             ruled = costs.timed("rules", finish, question, raw, passages, Timings(), query, qid, idf, policy)
-            state: list | None = [] if self._reads_state else None  # the model check's hidden state, for the probe
+            state: list | None = [] if self.settings.record_states else None  # the model check's hidden states
             model_yes = costs.timed("model_check", self._model_check, question, ruled, passages, stop_event, state)
             vetoed = with_model_check(ruled, model_yes, policy)
             answer = self._decide(turn, vetoed, raw, passages, idf, policy, usage, stop_event, costs, ruled, state)
@@ -348,7 +348,7 @@ class Pipeline:
         signals, vector = self._signals(turn, vetoed, loose, raw, passages, usage, stop_event, costs, ruled or vetoed,
                                         state)
         kept["attached_answer"] = loose.answer
-        if vector is not None and self.settings.signals:  # recorded for `rag calibrate`, which fits the probe
+        if vector is not None:  # recorded for a probe (eval --hidden-states; eval/probe_study.py)
             from .generation.replay import pack_vector
 
             kept["check_state"] = pack_vector(vector)
@@ -388,16 +388,13 @@ class Pipeline:
         memory = costs.timed("memory", self._memory_reply, turn.question, stop_event) if self.settings.memory_check else None
         cosines = costs.timed("embeddings", embedding_signals, self.embedder, turn.question, claim_text(first), span) \
             if span else {}
-        vector = state[0] if state else None
-        probe = self.probe
-        probed = {"probe": costs.timed("probe", probe.score, vector)} if probe is not None and vector is not None else {}
         return merged(
-            loose.signals or {}, veto_signals(vetoed.abstain_reason), {"p_yes": p_yes}, probed,
+            loose.signals or {}, veto_signals(vetoed.abstain_reason), {"p_yes": p_yes},
             reply_signals(usage.token_logprobs, raw, loose.short_answer),
             memory_signals(memory, loose.short_answer, span), cosines,
             retrieval_signals(passages, number, turn.best_dense, turn.keyword_overlap),
             question_term_signals(turn.question, next((p for p in passages if p.number == number), None)),
-        ), vector
+        ), (state[0] if state else None)
 
     def _memory_reply(self, question: str, stop_event) -> str | None:
         """The model's answer to the question with no passages at all (a short prompt of its own)."""
@@ -431,28 +428,6 @@ class Pipeline:
                 calibrator = None
             self._calibrator = calibrator
         return self._calibrator
-
-    @property
-    def probe(self):
-        """The probe on the model check's hidden state (setting `probe`), loaded once; None when there is none
-        or it was trained for other models (then it gives no signal, with a warning)."""
-        if not hasattr(self, "_probe"):
-            from .probe import load_probe
-
-            probe = load_probe(self.settings.probe)
-            fitted = (probe.fitted_on.get("models") or {}) if probe is not None else {}
-            if fitted and fitted != self.model_identity:
-                log.warning("probe %s was trained for %s, not %s: it is not used", self.settings.probe, fitted,
-                            self.model_identity)
-                probe = None
-            self._probe = probe
-        return self._probe
-
-    @property
-    def _reads_state(self) -> bool:
-        """Whether the model check reads its hidden state: for eval and calibrate, or for a probe in use."""
-        return self.settings.signals or (self.calibrator is not None and self.probe is not None
-                                         and "probe" in self.calibrator.names)
 
     @property
     def evidence_tokens(self) -> int:

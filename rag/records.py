@@ -169,7 +169,7 @@ class Answer:
     veto_reason: str = ""  # the vetoes' reason to abstain ("" when they keep the answer)
     veto_answer: str = ""  # the answer the vetoes keep (the same text as `answer` when they agree)
     attached_answer: str = ""  # the answer the calibrated decision weighs: every claim that can be attached
-    check_state: str = ""  # the model check's hidden state, packed (recorded by eval for `rag calibrate`'s probe)
+    check_state: str = ""  # the model check's hidden states, packed (setting `record_states`; for a probe study)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of `python -m rag ask --json` and the UI's `/ask` endpoint."""

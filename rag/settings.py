@@ -181,9 +181,10 @@ class Settings:
     # admits no threshold on the held-out curve yet (docs/decision.md).
     max_risk: float = 0.3
     signals: bool = False  # compute the signals even without a calibrator for these models (eval records them)
-    # A linear probe on the generator's hidden state at the model check's prompt (rag/probe.py): its score
-    # is the signal "probe". "packaged" (rag/data/probe.json when there is one), a file, or "none".
-    probe: str = "packaged"
+    # Read the generator's hidden states at the model check's prompt (three middle layers and the last)
+    # and record them with each answer (eval --hidden-states): what a probe is trained on. Off: measured,
+    # a probe on them added nothing to the calibrated combination (docs/decision.md, eval/probe_study.py).
+    record_states: bool = False
     # The memory test: the question asked again with no passages (one short reply, ~0.5-1 s). Off: measured,
     # it added nothing to the combination (forward selection did not take it; docs/decision.md).
     memory_check: bool = False

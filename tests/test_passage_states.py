@@ -386,3 +386,40 @@ def test_first_answer_equals_every_later_one_with_the_default_model(tmp_path_fac
     for _ in page.stream([{"role": "system", "content": parts.system}, {"role": "user", "content": "Hi"}], max_tokens=1):
         pass
     assert np.array_equal(last_logits(page), cold)
+
+
+@pytest.mark.models
+def test_hidden_states_come_from_the_checked_prompt_and_replay(tmp_path_factory):
+    """`yes_probability(hidden=...)` reads the layer outputs of the check's last token (graph callback): the
+    same P(yes) as without, one vector per layer that differs between prompts, and the reply cache keeps it."""
+    import numpy as np
+
+    from rag.generation.llama_cpp import LlamaCppGenerator, PROBE_FRACTIONS
+    from rag.generation.replay import ReplayCache
+    from rag.models import resolve
+    from rag.prompting import build_verify_blocks
+
+    cache = tmp_path_factory.mktemp("hidden")
+    gen = LlamaCppGenerator(resolve("packaged:smollm2-135m-instruct", cache), n_ctx=2048, hidden_states=True)
+    right = build_verify_blocks("Petr Parler finished the bridge.", PASSAGES[0]).messages()
+    wrong = build_verify_blocks("Salt finished the bridge in 1920.", PASSAGES[0]).messages()
+    plain = gen.yes_probability(right)
+    states: list = []
+    assert gen.yes_probability(right, hidden=states) == pytest.approx(plain, abs=1e-4)
+    n_embd = gen.llm.n_embd()
+    assert len(states) == 1 and states[0].shape == ((len(PROBE_FRACTIONS) + 1) * n_embd,)
+    other: list = []
+    gen.yes_probability(wrong, hidden=other)
+    assert not np.allclose(states[0], other[0])
+    assert np.isfinite(states[0]).all() and np.linalg.norm(states[0]) > 0
+    replay = ReplayCache(gen, cache / "replies.jsonl")
+    first: list = []
+    replay.yes_probability(right, hidden=first)
+    again, from_file = [], []
+    replay.yes_probability(right, hidden=again)  # in memory
+    ReplayCache(gen, cache / "replies.jsonl").yes_probability(right, hidden=from_file)  # from the file
+    assert np.allclose(first[0], states[0], rtol=1e-2, atol=1e-2)  # float16 in the file
+    assert np.array_equal(again[0], first[0]) and np.array_equal(from_file[0], first[0])
+    off: list = []
+    LlamaCppGenerator(gen.ref, n_ctx=2048).yes_probability(right, hidden=off)
+    assert off == []  # without hidden_states the engine reads none

@@ -26,8 +26,9 @@ class LlamaCppGenerator(Generator):
 
     def __init__(self, ref: ModelRef, n_ctx: int = 4096, n_threads: int = 0, state_dir: Path | None = None,
                  state_memory_mb: float = 256, state_disk_mb: float = 4096, lookup_decoding: bool = False,
-                 kv_cache_type: str = "f16"):
-        """`state_dir`: where passage states are kept (None: passage states off, every prompt prefilled whole)."""
+                 kv_cache_type: str = "f16", hidden_states: bool = False):
+        """`state_dir`: where passage states are kept (None: passage states off, every prompt prefilled whole).
+        `hidden_states`: layer outputs can be read (`yes_probability(hidden=...)`) through a graph callback."""
         self.ref = ref
         self.model_name = ref.spec
         self.context_window = n_ctx
@@ -41,6 +42,7 @@ class LlamaCppGenerator(Generator):
         self._llm = None
         self._prefill = None
         self._taps = None
+        self.hidden_states = hidden_states
 
     @property
     def llm(self):
@@ -63,8 +65,9 @@ class LlamaCppGenerator(Generator):
         try:
             llm = Llama(model_path=str(path), n_ctx=self.context_window, n_threads=self.n_threads, verbose=False,
                         **_KV_TYPES[self.kv_cache_type])
-            self._taps = _LayerTaps(llm)
-            _remake_context(llm, scratch=self.state_dir is not None, callback=self._taps.callback)
+            self._taps = _LayerTaps(llm) if self.hidden_states else None
+            if self.state_dir is not None or self._taps is not None:
+                _remake_context(llm, scratch=self.state_dir is not None, callback=self._taps.callback if self._taps else None)
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"llama.cpp cannot load {path}: {e}") from None
         log.info("loaded generator=%s engine=llama_cpp n_ctx=%d threads=%d passage_states=%s", self.ref.spec,

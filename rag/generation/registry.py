@@ -42,7 +42,8 @@ def make_generator(settings) -> Generator:
         state_dir = Path(settings.index_dir) / "states" if settings.passage_states else None
         return LlamaCppGenerator(ref, n_ctx=settings.context_window, n_threads=settings.n_threads, state_dir=state_dir,
                                  state_memory_mb=settings.passage_states_memory_mb, state_disk_mb=settings.passage_states_disk_mb,
-                                 lookup_decoding=settings.lookup_decoding, kv_cache_type=settings.kv_cache_type)
+                                 lookup_decoding=settings.lookup_decoding, kv_cache_type=settings.kv_cache_type,
+                                 hidden_states=settings.record_states)
     if engine == "transformers":
         from .transformers_engine import TransformersGenerator
 
