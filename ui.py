@@ -208,6 +208,8 @@ def _add_uploads(pipeline: Pipeline, files):
         report = pipeline.update_index()
         for sk in report.skipped:
             messages.append(f"✗ {sk.source}: {sk.reason} (not indexed)")
+        for w in report.warnings:
+            messages.append(f"⚠ {w.source}: {w.reason}")
         messages.append(f"index: {report.summary()}")
     except RagError as e:
         messages.append(f"✗ {e}")

@@ -97,6 +97,8 @@ def _pipeline(args, build: bool = True):
     if report is not None:
         for skipped in report.skipped:
             print(f"skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+        for warned in report.warnings:
+            print(f"warning {warned.source}: {warned.reason}", file=sys.stderr)
         if report.changed:
             print(f"index: {report.summary()}", file=sys.stderr)
     return pipeline
@@ -111,6 +113,8 @@ def cmd_index(args) -> int:
     report = pipeline.update_index(force=args.rebuild)
     for skipped in report.skipped:
         print(f"skipped {skipped.source}: {skipped.reason}")
+    for warned in report.warnings:
+        print(f"warning {warned.source}: {warned.reason}")
     print(("index up to date: " if not report.changed else "index: ") + report.summary())
     print(pipeline.index.describe())
     if args.states:

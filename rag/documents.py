@@ -1,4 +1,4 @@
-"""Read a folder of documents (.txt, .md, .html, .pdf) into `Document` records.
+"""Read a folder of documents into `Document` records (the readers of each format: `formats.py`).
 
 Files that cannot be read are skipped and reported, never fatal: one bad upload must not stop the
 rest of the folder from being indexed.
@@ -19,14 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DocumentError
+from .formats import OFFICE_SUFFIXES, csv_text, extract, html_text
 from .records import Document
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf") + OFFICE_SUFFIXES
 # Bumped when parsing changes, so that documents are re-parsed although their bytes did not change.
 # 3: the source URL is read from a trailing "<word>: <url>" line in any language, not from any "Source:" line.
-PARSER_VERSION = 3
+# 4: PDF pages are joined as blocks with a location map (page N), scanned pages OCRed or reported.
+PARSER_VERSION = 4
 _PREFERRED = ("cp1252", "latin_1", "iso8859_15")
 _CHAOS_SLACK = 0.1
 # A line saying where the text comes from: one word in any language ("Source", "Nguồn", "Quelle", "出典";
@@ -88,14 +90,21 @@ def load_file(path: Path, source: str, max_file_mb: float = 60.0) -> Document:
     except OSError as e:
         raise DocumentError(f"cannot read file: {e.strerror or e}") from None
     suffix = path.suffix.lower()
-    if suffix == ".pdf":
-        text, title, encoding = _pdf_text(raw), "", "pdf"
-    elif suffix in (".html", ".htm"):
+    locations: tuple = ()
+    warnings: tuple = ()
+    if suffix in (".html", ".htm"):
         html, encoding = decode_text(raw)
-        text, title = _html_text(html)
-    else:
+        text, title = html_text(html)
+    elif suffix == ".csv":
+        decoded, encoding = decode_text(raw)
+        text, title = csv_text(decoded), ""
+    elif suffix in (".txt", ".md") or suffix not in SUPPORTED_SUFFIXES:
         text, encoding = decode_text(raw)
         title = ""
+    else:
+        extracted = extract(suffix, raw)
+        text, title, locations, warnings, encoding = (extracted.text, extracted.title, extracted.locations,
+                                                      extracted.warnings, suffix[1:])
     if not text.strip():
         raise DocumentError("no text in file (empty, or a scanned PDF without a text layer)")
     return Document(
@@ -105,6 +114,8 @@ def load_file(path: Path, source: str, max_file_mb: float = 60.0) -> Document:
         url=_source_url(text),
         sha256=hashlib.sha256(raw).hexdigest() + f":p{PARSER_VERSION}",
         encoding=encoding,
+        locations=tuple(locations),
+        warnings=tuple(warnings),
     )
 
 
@@ -161,38 +172,3 @@ def _source_url(text: str) -> str | None:
         if match:
             return match.group(1)
     return None
-
-
-def _html_text(html: str) -> tuple[str, str]:
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template"]):
-        tag.decompose()
-    title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    body = soup.body or soup
-    text = body.get_text("\n")
-    # Collapse the blank runs that markup leaves behind; offsets refer to this cleaned text.
-    text = re.sub(r"[ \t\r\f\v]+\n", "\n", text)
-    text = re.sub(r"\n{3,}", "\n\n", text).strip()
-    return text, title
-
-
-def _pdf_text(raw: bytes) -> str:
-    import io
-
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    try:
-        reader = PdfReader(io.BytesIO(raw))
-        if reader.is_encrypted:
-            raise DocumentError("PDF is encrypted")
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except DocumentError:
-        raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as e:
-        raise DocumentError(f"broken PDF: {e}") from None
-    except Exception as e:  # pypdf raises many internal types on damaged files
-        raise DocumentError(f"broken PDF: {type(e).__name__}") from None
-    return "\n\n".join(p.strip() for p in pages if p.strip())

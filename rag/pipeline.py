@@ -32,8 +32,8 @@ from .errors import DocumentError, GenerationError, QuestionError, RagError
 from .generation import Generator, Grounding, Usage, make_generator
 from .terms import content_words
 from .citations import claim_text, find_markers
-from .prompting import (quoted, block_texts, build_blocks, build_messages, build_verify_blocks, load_prompt,
-                        render, select_passages, whole_chunks)
+from .prompting import (quoted, block_texts, build_answerable_blocks, build_blocks, build_messages, build_verify_blocks,
+                        load_prompt, render, select_passages, whole_chunks)
 from .records import Answer, Hit, Passage, Scope, Timings
 from .retrieval import HybridRetriever
 from .settings import Settings
@@ -294,7 +294,7 @@ class Pipeline:
         """
         t0 = time.perf_counter()
         question = self.check_question(question)
-        passages = [replace(p, number=i) for i, p in enumerate(passages, start=1)]
+        passages = self._located([replace(p, number=i) for i, p in enumerate(passages, start=1)])
         turn = _Turn(question, [], question, qid, t0, 0.0)
         return _final(self._read(turn, passages, self.index.bm25.idf_of, max_new_tokens, None))
 
@@ -329,7 +329,7 @@ class Pipeline:
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, check_s=check_s,
             check_ms={k: round(v, 1) for k, v in costs.ms.items()},
         )
-        yield Done(replace(answer, timings=timings))
+        yield Done(replace(self._cited_locations(answer), timings=timings))
 
     def _decide(self, turn: "_Turn", vetoed: Answer, raw: str, passages, idf, policy: Policy, usage: Usage,
                 stop_event, costs: "_Costs", ruled: Answer | None = None, state: list | None = None) -> Answer:
@@ -386,15 +386,27 @@ class Pipeline:
         cited = next((c for c in loose.citations if c.marker == number), None)
         span = cited.text if cited else ""
         memory = costs.timed("memory", self._memory_reply, turn.question, stop_event) if self.settings.memory_check else None
+        answerable = costs.timed("p_answerable", self._answerability, turn.question, number, passages, stop_event) \
+            if self.settings.answerability_check else None
         cosines = costs.timed("embeddings", embedding_signals, self.embedder, turn.question, claim_text(first), span) \
             if span else {}
         return merged(
             loose.signals or {}, veto_signals(vetoed.abstain_reason), {"p_yes": p_yes},
+            {"p_answerable": answerable} if answerable is not None else {},
             reply_signals(usage.token_logprobs, raw, loose.short_answer),
             memory_signals(memory, loose.short_answer, span), cosines,
             retrieval_signals(passages, number, turn.best_dense, turn.keyword_overlap),
             question_term_signals(turn.question, next((p for p in passages if p.number == number), None)),
         ), (state[0] if state else None)
+
+    def _answerability(self, question: str, number: int | None, passages, stop_event) -> float | None:
+        """The model's P(yes) that passage `number` answers the question (no claim in the prompt)."""
+        passage = next((p for p in passages if p.number == number), None)
+        if passage is None or (stop_event is not None and stop_event.is_set()):
+            return None
+        blocks = build_answerable_blocks(question, passage.text)
+        grounding = Grounding(question, (passage.text,), blocks if self.generator.reuses_passage_states else None)
+        return self.generator.yes_probability(blocks.messages(), grounding)
 
     def _memory_reply(self, question: str, stop_event) -> str | None:
         """The model's answer to the question with no passages at all (a short prompt of its own)."""
@@ -476,7 +488,23 @@ class Pipeline:
             passages = whole_chunks(hits)
         else:
             passages = select_passages(hits, question, index.bm25.idf_of, self.settings.passage_chars, context=query)
-        return index, hits, within_budget(passages, self._passage_tokens, budget)
+        return index, hits, self._located(within_budget(passages, self._passage_tokens, budget))
+
+    def _located(self, passages: Sequence[Passage]) -> list[Passage]:
+        """Passages with where in their file each begins (the document's location map: page, slide, sheet)."""
+        from .formats import location_at
+
+        docs = self.index.documents
+        return [replace(p, location=location_at(docs.get(p.hit.chunk.source, {}).get("locations", ()), p.start))
+                for p in passages]
+
+    def _cited_locations(self, answer: Answer) -> Answer:
+        from .formats import location_at
+
+        docs = self.index.documents
+        citations = tuple(replace(c, location=location_at(docs.get(c.source, {}).get("locations", ()), c.start))
+                          for c in answer.citations)
+        return replace(answer, citations=citations)
 
     def _passage_tokens(self, text: str) -> int:
         """A passage's tokens in the prompt, as quoted there (the budget's unit)."""

@@ -111,13 +111,19 @@ def _card(p: Passage, citation: Citation | None, turn: int, doc_text: str | None
     out = [
         f'<div class="{cls}" id="src-{turn}-{p.number}">',
         f'<div class="card-head"><b>[{p.number}]</b> {html.escape(chunk.title)}</div>',
-        f'<div class="card-meta">{html.escape(chunk.source)} · chars {p.start}–{p.end} · {_scores(p.hit)} · {badge}{link}</div>',
+        f'<div class="card-meta">{html.escape(chunk.source)}{_where(p, citation)} · chars {p.start}–{p.end} · {_scores(p.hit)} · {badge}{link}</div>',
         f'<div class="passage">{body}</div>',
     ]
     if doc_text is not None:
         out.append(f"<details><summary>Open the whole document</summary><div class=\"doc\">{document_html(doc_text, span or (p.start, p.end))}</div></details>")
     out.append("</div>")
     return "\n".join(out)
+
+
+def _where(p: Passage, citation: Citation | None) -> str:
+    """ · page 3 (the cited span's place in the file, else the passage's; nothing for plain text)."""
+    where = (citation.location if citation else "") or p.location
+    return f" · {html.escape(where)}" if where else ""
 
 
 def document_html(text: str, span: tuple[int, int]) -> str:

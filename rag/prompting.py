@@ -219,6 +219,18 @@ def build_verify_blocks(claim: str, passage_text: str) -> PromptBlocks:
     return PromptBlocks(load_prompt("system.txt").strip(), head, ("[1]\n",), (quoted(passage_text),), tail)
 
 
+def build_answerable_blocks(question: str, passage_text: str) -> PromptBlocks:
+    """Does this passage answer this question? (`prompts/answerable_blocks.txt`): the answerability check,
+    asked before any claim is looked at, with the same system prompt, head and block as the model check.
+
+    >>> build_answerable_blocks("Who won?", "Denver won the game.").tail.strip().startswith("Question: Who won?")
+    True
+    """
+    user = render(load_prompt("answerable_blocks.txt"), question=question, passages=_CUT)
+    head, tail = user.strip().split(_CUT)
+    return PromptBlocks(load_prompt("system.txt").strip(), head, ("[1]\n",), (quoted(passage_text),), tail)
+
+
 def block_texts(chunk_texts: Sequence[str]) -> tuple[str, tuple[str, ...]]:
     """The fixed head and the blocks for these chunk texts, as `build_blocks` makes them (for precomputing)."""
     return build_blocks("", []).head, tuple(quoted(t) for t in chunk_texts)

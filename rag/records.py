@@ -24,6 +24,8 @@ class Document:
     url: str | None = None
     sha256: str = ""  # of the raw file bytes
     encoding: str = "utf-8"
+    locations: tuple[tuple[int, str], ...] = ()  # where each page, slide, sheet or section begins in `text`
+    warnings: tuple[str, ...] = ()  # parts of the file that could not be read (scanned pages without OCR)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Passage:
     start: int  # offsets into the document text, inside the hit's chunk
     end: int
     text: str
+    location: str = ""  # where in the file it begins ("page 3", "slide 2"), from the document's location map
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Citation:
     title: str = ""
     url: str | None = None
     supported: bool = True  # whether the cited span supports the sentence that cites it
+    location: str = ""  # where in the file the span is ("page 3", "slide 2 “Budget”"); "" for plain text
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,7 @@ def passage_json(p: Passage) -> dict[str, Any]:
         "start": p.start,
         "end": p.end,
         "text": p.text,
+        "location": p.location,
         "score": round(p.hit.score, 6),
         "dense_score": _round(p.hit.dense_score),
         "keyword_score": _round(p.hit.keyword_score),

@@ -188,6 +188,9 @@ class Settings:
     # The memory test: the question asked again with no passages (one short reply, ~0.5-1 s). Off: measured,
     # it added nothing to the combination (forward selection did not take it; docs/decision.md).
     memory_check: bool = False
+    # The answerability check: P(yes) that the cited passage answers the question, asked without the claim
+    # (one more P(yes), ~0.5 s; signal `p_answerable`). Off until it measures its worth (docs/decision.md).
+    answerability_check: bool = False
 
     # --- limits on input
     max_question_chars: int = 2000

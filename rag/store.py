@@ -119,6 +119,7 @@ class UpdateReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[Skipped] = field(default_factory=list)  # indexed, but part of the file could not be read
     chunks_embedded: int = 0
     total_chunks: int = 0
     rebuilt_reason: str = ""
@@ -284,7 +285,9 @@ def scan_documents(
         documents[name] = {
             "sha256": doc.sha256, "title": doc.title, "url": doc.url, "chunks": len(chunks),
             "chars": len(doc.text), "encoding": doc.encoding,
+            "locations": [list(x) for x in doc.locations], "warnings": list(doc.warnings),
         }
+        report.warnings += [Skipped(name, w) for w in doc.warnings]
         (report.updated if name in old_docs else report.added).append(name)
     report.removed = sorted(set(old_docs) - set(documents) - {s.source for s in report.skipped})
     # A skipped file that was indexed before stays out: its old chunks describe a file that changed.
