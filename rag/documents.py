@@ -97,7 +97,7 @@ def load_file(path: Path, source: str, max_file_mb: float = 60.0) -> Document:
         text, title = html_text(html)
     elif suffix == ".csv":
         decoded, encoding = decode_text(raw)
-        text, title = csv_text(decoded), ""
+        text, title = csv_text(decoded), path.stem  # its first line is the header, not a title
     elif suffix in (".txt", ".md") or suffix not in SUPPORTED_SUFFIXES:
         text, encoding = decode_text(raw)
         title = ""

@@ -231,3 +231,36 @@ def test_citations_of_office_files_have_exact_offsets_and_locations(fake_setting
     assert text[c.start:c.end] == c.text
     assert c.location.startswith("slide ")
     assert answer.passages[0].location.startswith("slide ")
+
+
+REAL = Path(__file__).resolve().parent / "data" / "formats"  # files made by the real applications (SOURCES.md)
+REAL_QUESTIONS = [  # (file, a question it answers, words the cited span holds, where it is)
+    ("textract-paragraphs_and_tables.docx", "What is in row 2, column 3?", "Column", ""),
+    ("textract-raw_text.pptx", "Why was this package written?", "wrote this package", "slide 1"),
+    ("textract-raw_text.xlsx", "What does the AVERAGEIF function return?", "AVERAGEIF", "sheet “Sheet1”"),
+    ("textract-raw_text.csv", "What was the most recent action on 600 N MICHIGAN AVE?", "600 N MICHIGAN AVE", ""),
+    ("textract-raw_text.epub", "Who starred in a pilot that became nothing?", "She starred", "chapter 2"),
+    ("textract-raw_text.odt", "Which sample file has tabs and multiple spaces?", "OppenOffice Writer file", ""),
+]
+
+
+@pytest.mark.parametrize("name, question, words, where", REAL_QUESTIONS, ids=[q[0] for q in REAL_QUESTIONS])
+def test_real_world_files_are_read_and_cited_exactly(fake_settings, tmp_path, name, question, words, where):
+    import shutil
+
+    from rag.pipeline import Pipeline
+
+    docs = tmp_path / "real"
+    docs.mkdir()
+    shutil.copy(REAL / name, docs / name)
+    pipeline = Pipeline.from_settings(fake_settings.replace(docs_dir=docs, index_dir=tmp_path / "real-index"))
+    assert pipeline.last_report is None or not pipeline.last_report.skipped
+    text = pipeline.document_text(name)
+    for chunk in pipeline.index.chunks:
+        assert text[chunk.start:chunk.end] == chunk.text
+    answer = pipeline.ask(question)
+    assert not answer.abstained, answer.abstain_reason
+    c = answer.citations[0]
+    assert c.source == name and text[c.start:c.end] == c.text
+    assert words in c.text
+    assert c.location.startswith(where)
