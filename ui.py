@@ -137,8 +137,8 @@ def _documents_panel(pipeline: Pipeline, within) -> None:
             remove = gr.Button("Remove")
         doc_status = gr.Markdown("")
 
-    def on_upload(files, chosen):
-        return (*_add_uploads(pipeline, files), _within(pipeline, chosen))
+    def on_upload(files, chosen, progress=gr.Progress()):
+        return (*_add_uploads(pipeline, files, progress), _within(pipeline, chosen))
 
     upload.upload(on_upload, [upload, within], [doc_status, doc_list, remove_choice, upload, within], api_visibility="private")
 
@@ -201,11 +201,17 @@ def _doc_rows(pipeline: Pipeline) -> list[list]:
     return [[name, d.get("title", ""), d.get("chunks", 0)] for name, d in sorted(pipeline.index.documents.items())]
 
 
-def _add_uploads(pipeline: Pipeline, files):
-    """Copy the uploaded files into the documents folder, then update the index (only changed files are embedded)."""
+def _add_uploads(pipeline: Pipeline, files, progress=None):
+    """Copy the uploaded files into the documents folder, then update the index (only changed files are
+    embedded), telling `progress` (the page's bar) of each file read and each batch of chunks embedded."""
     messages = [_copy_upload(Path(getattr(f, "name", f)), pipeline.settings) for f in files or []]
+
+    def tell(stage: str, done: int, total: int) -> None:
+        if progress is not None and total:
+            progress((done, total), desc="Reading files" if stage == "files" else "Embedding chunks", unit=stage)
+
     try:
-        report = pipeline.update_index()
+        report = pipeline.update_index(progress=tell)
         for sk in report.skipped:
             messages.append(f"✗ {sk.source}: {sk.reason} (not indexed)")
         for w in report.warnings:

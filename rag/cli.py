@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -110,7 +111,8 @@ def cmd_index(args) -> int:
 
     settings = settings_from_args(args)
     pipeline = Pipeline(settings, make_embedder(settings.embedder, Path(settings.cache_dir)))
-    report = pipeline.update_index(force=args.rebuild)
+    with terminal_progress() as progress:
+        report = pipeline.update_index(force=args.rebuild, progress=progress)
     for skipped in report.skipped:
         print(f"skipped {skipped.source}: {skipped.reason}")
     for warned in report.warnings:
@@ -131,6 +133,34 @@ def _print_states(pipeline) -> None:
     n = len(pipeline.index.chunks)
     print(f"passage states: {computed} computed, {n - computed} already saved, in {time.perf_counter() - t0:.1f}s; "
           f"{store.mean_state_mb():.1f} MB per chunk on disk in {store.folder}")
+
+
+@contextmanager
+def terminal_progress(stream=None):
+    """A progress callback that draws a bar per stage (files read, chunks embedded: count, rate, time
+    left) on a terminal; None, and nothing drawn, when the output is not a terminal (pipes, logs, CI)."""
+    stream = stream if stream is not None else sys.stderr
+    if not stream.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+    units = {"files": "files", "chunks": "chunks"}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=f"{'reading' if stage == 'files' else 'embedding'}",
+                                     unit=f" {units.get(stage, stage)}", file=stream, leave=True, dynamic_ncols=True)
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        yield progress
+    finally:
+        for bar in bars.values():
+            bar.close()
 
 
 def _emit(obj: dict) -> None:

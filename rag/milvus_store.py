@@ -77,20 +77,24 @@ def open_milvus_index(config: MilvusConfig, embedder: Embedder, chunk_size: int,
 def update_milvus_index(
     docs_dir: Path, embedder: Embedder, chunk_size: int, chunk_overlap: int, config: MilvusConfig,
     exact_max: int = 50_000, max_file_mb: float = 60.0, force: bool = False, lock_timeout: float = LOCK_TIMEOUT_S,
+    progress=None,
 ) -> tuple[MilvusIndex, UpdateReport]:
-    """Bring the Milvus index in line with the documents folder; embed only new or changed documents."""
+    """Bring the Milvus index in line with the documents folder; embed only new or changed documents
+    (`progress` as for `store.update_index`)."""
     with update_lock(config.lock_dir, lock_timeout):
         client = mc.connect(config.uri, config.token, config.timeout)
-        return _update_locked(client, docs_dir, embedder, chunk_size, chunk_overlap, config, exact_max, max_file_mb, force)
+        return _update_locked(client, docs_dir, embedder, chunk_size, chunk_overlap, config, exact_max, max_file_mb, force,
+                              progress)
 
 
-def _update_locked(client, docs_dir, embedder, chunk_size, chunk_overlap, config, exact_max, max_file_mb, force):
+def _update_locked(client, docs_dir, embedder, chunk_size, chunk_overlap, config, exact_max, max_file_mb, force,
+                   progress=None):
     t0 = time.perf_counter()
     report = UpdateReport()
     signature = milvus_signature(embedder, chunk_size, chunk_overlap, _keyword_mode(client, config))
     old = _load_for_update(client, config, signature, force, report)
     old_docs = old.manifest["documents"] if old else {}
-    documents, new_chunks = scan_documents(docs_dir, old_docs, chunk_size, chunk_overlap, max_file_mb, report)
+    documents, new_chunks = scan_documents(docs_dir, old_docs, chunk_size, chunk_overlap, max_file_mb, report, progress)
     if old is not None and not report.changed:
         report.total_chunks = old.manifest.get("chunks", 0)
         report.seconds = time.perf_counter() - t0
@@ -101,7 +105,9 @@ def _update_locked(client, docs_dir, embedder, chunk_size, chunk_overlap, config
         _create_chunks(client, config, embedder.dim, signature["keyword"] == "server", total > exact_max)
     for chunk in new_chunks:
         documents[chunk.source]["build"] = version
-    _insert(client, config, embedder, new_chunks, version, documents, signature["keyword"] == "server")
+    _insert(client, config, embedder, new_chunks, version, documents, signature["keyword"] == "server", progress)
+    if progress is not None:
+        progress("chunks", len(new_chunks), len(new_chunks))
     with mc.milvus_errors(config.uri, "flushing"):
         # Sealed segments get their vector index; unflushed rows are searched by brute force (Milvus
         # Lite: 230 ms against 28 ms a search at 5,000 chunks, measured).
@@ -247,9 +253,12 @@ def _vector_index(client, config: MilvusConfig, hnsw: bool) -> str:
     return "flat"
 
 
-def _insert(client, config, embedder: Embedder, chunks: list[Chunk], build: int, documents: dict, server_bm25: bool) -> None:
+def _insert(client, config, embedder: Embedder, chunks: list[Chunk], build: int, documents: dict, server_bm25: bool,
+            progress=None) -> None:
     """Embed and insert in batches: memory stays flat however many chunks change."""
     for i in range(0, len(chunks), INSERT_BATCH):
+        if progress is not None:
+            progress("chunks", i, len(chunks))
         batch = chunks[i : i + INSERT_BATCH]
         vectors = embedder.embed([c.text for c in batch])
         rows = [_row(c, v, build, documents[c.source]["sha256"], server_bm25) for c, v in zip(batch, vectors)]

@@ -123,10 +123,11 @@ class Pipeline:
         return pipeline
 
     # ---- index
-    def update_index(self, force: bool = False) -> UpdateReport:
-        """Sync the index with the documents folder (only new/changed documents are embedded)."""
+    def update_index(self, force: bool = False, progress=None) -> UpdateReport:
+        """Sync the index with the documents folder (only new/changed documents are embedded);
+        `progress(stage, done, total)` hears of each file read and chunk batch embedded."""
         with self._index_lock:
-            index, report = self._update_store(force)
+            index, report = self._update_store(force, progress)
             self.index = index  # one reference swap: readers see the old or the new index, whole
             if report.changed:
                 self._prune_states(index)
@@ -144,18 +145,19 @@ class Pipeline:
         if removed:
             log.info("passage states removed=%d (their chunks left the index)", removed)
 
-    def _update_store(self, force: bool):
+    def _update_store(self, force: bool, progress=None):
         """The store the settings name: FAISS files in index_dir (default) or a Milvus collection."""
         s = self.settings
         if s.store == "milvus":
             from .milvus_store import MilvusConfig, update_milvus_index
 
             return update_milvus_index(s.docs_dir, self.embedder, s.chunk_size, s.chunk_overlap, MilvusConfig.from_settings(s),
-                                       exact_max=s.exact_search_max, max_file_mb=s.max_file_mb, force=force)
+                                       exact_max=s.exact_search_max, max_file_mb=s.max_file_mb, force=force,
+                                       progress=progress)
         if s.store != "faiss":
             raise RagError(f"unknown store {s.store!r} (faiss, milvus)")
         return update_index(s.docs_dir, s.index_dir, self.embedder, s.chunk_size, s.chunk_overlap,
-                            exact_max=s.exact_search_max, max_file_mb=s.max_file_mb, force=force)
+                            exact_max=s.exact_search_max, max_file_mb=s.max_file_mb, force=force, progress=progress)
 
     def document_text(self, source: str) -> str | None:
         """The text of an indexed document (None if it is gone or changed since indexing)."""

@@ -28,7 +28,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -139,6 +139,23 @@ class UpdateReport:
         return head + ", ".join(parts) + f" in {self.seconds:.2f}s"
 
 
+# progress(stage, done, total): "files" read, then "chunks" embedded (the CLI's bar, the page's progress).
+Progress = Callable[[str, int, int], None]
+EMBED_BATCH = 64  # chunks per call to the embedder when progress is reported
+
+
+def embed_with_progress(embedder: Embedder, texts: list[str], progress: Progress | None) -> np.ndarray:
+    """The texts' vectors, in batches that each report their progress (one call when nobody listens)."""
+    if progress is None or not texts:
+        return embedder.embed(texts)
+    parts = []
+    for i in range(0, len(texts), EMBED_BATCH):
+        progress("chunks", i, len(texts))
+        parts.append(embedder.embed(texts[i:i + EMBED_BATCH]))
+    progress("chunks", len(texts), len(texts))
+    return np.vstack(parts)
+
+
 def settings_signature(embedder: Embedder, chunk_size: int, chunk_overlap: int) -> dict:
     """What must match for a saved index to be reused."""
     return {
@@ -186,14 +203,17 @@ def update_index(
     max_file_mb: float = 60.0,
     force: bool = False,
     lock_timeout: float = LOCK_TIMEOUT_S,
+    progress: Progress | None = None,
 ) -> tuple[Index, UpdateReport]:
     """Bring the index in line with the documents folder; embed only new or changed documents.
 
     The whole update (read the old index, embed, write, commit, delete stale files) holds the index
     folder's lock, so a second process updating the same folder waits and then sees this update.
+    `progress(stage, done, total)` is told of each file read ("files") and chunks embedded ("chunks").
     """
     with update_lock(index_dir, lock_timeout):
-        return _update_locked(docs_dir, index_dir, embedder, chunk_size, chunk_overlap, exact_max, max_file_mb, force)
+        return _update_locked(docs_dir, index_dir, embedder, chunk_size, chunk_overlap, exact_max, max_file_mb, force,
+                              progress)
 
 
 @contextmanager
@@ -225,7 +245,7 @@ def update_lock(index_dir: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[No
 
 def _update_locked(
     docs_dir: Path, index_dir: Path, embedder: Embedder, chunk_size: int, chunk_overlap: int,
-    exact_max: int, max_file_mb: float, force: bool,
+    exact_max: int, max_file_mb: float, force: bool, progress: Progress | None = None,
 ) -> tuple[Index, UpdateReport]:
     """`update_index` once the lock is held."""
     t0 = time.perf_counter()
@@ -237,7 +257,7 @@ def _update_locked(
     old_docs = old.documents if old else {}
     old_by_source = _chunks_by_source(old) if old else {}
 
-    documents, new_chunks = scan_documents(docs_dir, old_docs, chunk_size, chunk_overlap, max_file_mb, report)
+    documents, new_chunks = scan_documents(docs_dir, old_docs, chunk_size, chunk_overlap, max_file_mb, report, progress)
     kept_rows = [r for name in report.unchanged for r in old_by_source.get(name, [])]
     kept_chunks = [old.chunks[r] for r in kept_rows]
 
@@ -246,7 +266,7 @@ def _update_locked(
         report.seconds = time.perf_counter() - t0
         return old, report
 
-    new_vectors = embedder.embed([c.text for c in new_chunks])
+    new_vectors = embed_with_progress(embedder, [c.text for c in new_chunks], progress)
     report.chunks_embedded = len(new_chunks)
     old_vectors = old.vectors[kept_rows] if old is not None and kept_rows else None
     chunks, vectors = _merge(kept_chunks, old_vectors, new_chunks, new_vectors, embedder)
@@ -259,7 +279,7 @@ def _update_locked(
 
 def scan_documents(
     docs_dir: Path, old_docs: dict[str, dict], chunk_size: int, chunk_overlap: int, max_file_mb: float,
-    report: UpdateReport,
+    report: UpdateReport, progress: Progress | None = None,
 ) -> tuple[dict[str, dict], list[Chunk]]:
     """Compare the documents folder with an index's documents: the new documents map and the chunks of
     new or changed documents. Fills the report's added, updated, unchanged, skipped and removed.
@@ -267,7 +287,10 @@ def scan_documents(
     new_chunks: list[Chunk] = []
     documents: dict[str, dict] = {}
     splitter = make_splitter(chunk_size, chunk_overlap)
-    for path in list_files(docs_dir):
+    paths = list_files(docs_dir)
+    for done, path in enumerate(paths):
+        if progress is not None:
+            progress("files", done, len(paths))
         name = source_name(docs_dir, path)
         try:
             raw_hash = _raw_hash(path, max_file_mb)
@@ -289,6 +312,8 @@ def scan_documents(
         }
         report.warnings += [Skipped(name, w) for w in doc.warnings]
         (report.updated if name in old_docs else report.added).append(name)
+    if progress is not None:
+        progress("files", len(paths), len(paths))
     report.removed = sorted(set(old_docs) - set(documents) - {s.source for s in report.skipped})
     # A skipped file that was indexed before stays out: its old chunks describe a file that changed.
     report.removed += sorted(set(old_docs) & {s.source for s in report.skipped})
