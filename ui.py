@@ -22,6 +22,7 @@ from rag.pipeline import Done, Pipeline, Retrieved, Token
 from rag.present import CSS, answer_markdown, plain_markdown, provisional_markdown, sources_html
 from rag.questions import QUESTIONS_FILE, folder_questions, question_texts
 from rag.settings import Settings
+from rag.transcript import appended, browser_secret, chat_messages, history_of, transcript_markdown, turn_record
 
 log = logging.getLogger("ui")
 
@@ -60,12 +61,21 @@ def build_app(pipeline: Pipeline, examples: list[str] | None = None):
         chat, box, send, stop, sources = _chat_panel(examples)
         within = gr.Dropdown(choices=sorted(pipeline.index.documents), value=[], multiselect=True,
                              label="Search within", info="Leave empty to search every document.", elem_id="within")
+        # The chat, kept in this browser across reloads and server restarts (rag/transcript.py).
+        saved = gr.BrowserState([], storage_key="local-rag-chat", secret=browser_secret(s.index_dir))
+        with gr.Row():
+            clear = gr.Button("Clear chat", size="sm", elem_id="clear")
+            download = gr.DownloadButton("Download chat (Markdown)", value=_transcript_file, inputs=[saved], size="sm",
+                                         elem_id="download")
         with gr.Accordion("Settings", open=False):
             k = gr.Slider(100, 2000, value=pipeline.evidence_tokens, step=20, label="Evidence given to the model (tokens)",
                           info="Passages are taken in rank order while they fit; short snippets fit many, long chunks few.")
             max_tokens = gr.Slider(16, 512, value=s.max_new_tokens, step=16, label="Max answer length (tokens)")
             gr.Textbox(value=_engine_line(pipeline), label="Engine and models", interactive=False)
-        _wire_chat(pipeline, chat, box, send, stop, sources, k, max_tokens, within)
+        history, turn = _wire_chat(pipeline, chat, box, send, stop, sources, k, max_tokens, within, saved)
+        app.load(_restore, saved, [chat, sources, history, turn], api_visibility="private")
+        clear.click(_cleared, None, [chat, sources, history, turn, saved], api_visibility="private")
+        del download  # its file follows `saved`
         _documents_panel(pipeline, within)
 
         def ask(question: str, only: list[str] | None = None) -> dict:
@@ -96,10 +106,13 @@ def _chat_panel(examples: list[str]):
     return chat, box, send, stop, sources
 
 
-def _wire_chat(pipeline: Pipeline, chat, box, send, stop, sources, k, max_tokens, within) -> None:
-    """Enter or Ask streams an answer; Stop cancels it; an example fills the box."""
-    history = gr.State([])  # [(question, answer text)] of this browser session only
+def _wire_chat(pipeline: Pipeline, chat, box, send, stop, sources, k, max_tokens, within, saved):
+    """Enter or Ask streams an answer; Stop cancels it; an example fills the box. Returns the history
+    and turn states (a restored chat refills them)."""
+    history = gr.State([])  # [(question, answer text)] of this browser's chat
     turn = gr.State(0)
+
+    last = gr.State(None)  # the turn just answered, for the chat kept in the browser
 
     def respond(message, chat_msgs, hist, turn_no, k_value, max_new, only, request: gr.Request):
         try:
@@ -109,9 +122,11 @@ def _wire_chat(pipeline: Pipeline, chat, box, send, stop, sources, k, max_tokens
             _STOPS.pop(getattr(request, "session_hash", None) or "default", None)
 
     inputs = [box, chat, history, turn, k, max_tokens, within]
-    outputs = [chat, sources, history, turn, box]
+    outputs = [chat, sources, history, turn, box, last]
     ev1 = box.submit(respond, inputs, outputs, api_name="chat")
     ev2 = send.click(respond, inputs, outputs, api_visibility="private")
+    for event in (ev1, ev2):  # then kept in the browser (not an input of the /chat endpoint)
+        event.then(_kept_with, [saved, last], [saved, last], api_visibility="private")
 
     def pick_example(evt: gr.SelectData):
         return evt.value["text"]
@@ -122,6 +137,37 @@ def _wire_chat(pipeline: Pipeline, chat, box, send, stop, sources, k, max_tokens
         _stop_flag(request).set()
 
     stop.click(stop_now, None, None, cancels=[ev1, ev2], queue=False, api_visibility="private")
+    return history, turn
+
+
+_NO_SOURCES = "<p>The passages used for the answer will appear here.</p>"
+
+
+def _restore(kept):
+    """The chat kept in this browser, as it was: messages, the last sources panel, follow-up history."""
+    kept = list(kept or [])
+    panel = kept[-1].get("sources_html", _NO_SOURCES) if kept else _NO_SOURCES
+    return chat_messages(kept), panel, history_of(kept), len(kept)
+
+
+def _kept_with(kept, turn):
+    return (appended(kept, turn) if turn else list(kept or [])), None
+
+
+def _cleared():
+    return [], _NO_SOURCES, [], 0, []
+
+
+def _transcript_file(kept) -> str | None:
+    """The kept chat as a Markdown file to download (None while there is nothing to download)."""
+    if not kept:
+        return None
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="rag-chat-"))
+    path = folder / "chat.md"
+    path.write_text(transcript_markdown(kept), encoding="utf-8")
+    return str(path)
 
 
 def _documents_panel(pipeline: Pipeline, within) -> None:
@@ -160,24 +206,26 @@ def _stop_flag(request) -> threading.Event:
 
 
 def _respond(pipeline, message, chat_msgs, hist, turn_no, k, max_new, stop_flag, only=()):
-    """Stream one answer: passages first, then tokens, then the checked answer with linked citations."""
+    """Stream one answer: passages first, then tokens, then the checked answer with linked citations;
+    the last value of each update is the turn's record for the kept chat (None until it is answered)."""
     stop_flag.clear()
     turn_no += 1
+    kept = None
     chat_msgs = list(chat_msgs or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": "…"}]
     panel = sources_html([], [], turn_no, status="Searching…")
-    yield chat_msgs, panel, hist, turn_no, ""
+    yield chat_msgs, panel, hist, turn_no, "", kept
     raw = ""
     try:
         for event in pipeline.ask_stream(message, history=hist, evidence_tokens=int(k), max_new_tokens=max_new,
                                           stop_event=stop_flag, only=only):
             if isinstance(event, Retrieved):
                 panel = sources_html(event.passages, [], turn_no, event.search_query, message, status="Writing the answer…")
-                yield chat_msgs, panel, hist, turn_no, ""
+                yield chat_msgs, panel, hist, turn_no, "", kept
             elif isinstance(event, Token):
                 raw += event.text
                 # The model's text, not markup, greyed and labelled until the check has kept or removed it.
                 chat_msgs[-1] = {"role": "assistant", "content": provisional_markdown(raw)}
-                yield chat_msgs, panel, hist, turn_no, ""
+                yield chat_msgs, panel, hist, turn_no, "", kept
             elif isinstance(event, Done):
                 a = event.answer
                 docs = {p.hit.chunk.source: pipeline.document_text(p.hit.chunk.source) for p in a.passages}
@@ -186,10 +234,11 @@ def _respond(pipeline, message, chat_msgs, hist, turn_no, k, max_new, stop_flag,
                 panel = sources_html(a.passages, a.citations, turn_no, a.search_query, a.question,
                                      {k_: v for k_, v in docs.items() if v is not None}, status)
                 hist = list(hist) + [(a.question, a.short_answer or a.answer)] if not a.abstained else list(hist)
-                yield chat_msgs, panel, hist, turn_no, ""
+                kept = turn_record(a, chat_msgs[-1]["content"], panel)
+                yield chat_msgs, panel, hist, turn_no, "", kept
     except RagError as e:
         chat_msgs[-1] = {"role": "assistant", "content": f"⚠ {plain_markdown(str(e))}"}
-        yield chat_msgs, sources_html([], [], turn_no, status="No answer."), hist, turn_no, ""
+        yield chat_msgs, sources_html([], [], turn_no, status="No answer."), hist, turn_no, "", kept
 
 
 def _engine_line(pipeline: Pipeline) -> str:

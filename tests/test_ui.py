@@ -303,3 +303,62 @@ def test_page_gives_the_model_the_same_passages_as_the_cli(fake_settings):
         list(ui._respond(p, "What did the UK fund?", [], [], 0, slider.value, 160, threading.Event()))
         cli = [(x.hit.chunk.source, x.start, x.end) for x in p.prompt_for("What did the UK fund?")[1]]
         assert seen == [cli] and cli
+
+
+def test_browser_chat_survives_reload_and_restart_and_clears(tmp_path):
+    """The chat is kept in the browser (encrypted with the index folder's key): a reload and a server
+    restart on the same address show it again, with the follow-up history; Clear empties it for good."""
+    from playwright.sync_api import sync_playwright
+
+    shutil.copytree(SEEDS, tmp_path / "docs")
+    app = App(tmp_path / "docs", tmp_path / "index", env=FAKE)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            page.goto(app.url)
+            page.wait_for_selector("#question textarea", timeout=60_000)
+            page.fill("#question textarea", "What did the UK fund?")
+            page.press("#question textarea", "Enter")
+            page.wait_for_selector("#chat a.cite", timeout=120_000)
+            page.wait_for_timeout(1500)  # the kept chat is written after the answer
+            page.reload()
+            page.wait_for_selector("#chat a.cite", timeout=60_000)
+            assert "1 million pounds" in page.inner_text("#chat") and "1 million pounds" in page.inner_text("#sources")
+            port = app.port
+            app.stop()
+            app = App(tmp_path / "docs", tmp_path / "index", env=FAKE, port=port)  # a restart, same address
+            page.goto(app.url)
+            page.wait_for_selector("#chat a.cite", timeout=60_000)
+            assert "1 million pounds" in page.inner_text("#chat")
+            page.click("#clear")
+            page.wait_for_function("!document.querySelector('#chat a.cite')", timeout=30_000)
+            page.wait_for_timeout(1000)
+            page.reload()
+            page.wait_for_selector("#question textarea", timeout=60_000)
+            page.wait_for_timeout(2000)
+            assert page.query_selector("#chat a.cite") is None and "1 million pounds" not in page.inner_text("#chat")
+        finally:
+            browser.close()
+            app.stop()
+
+
+def test_transcript_markdown_has_citations_and_excerpts(fake_settings):
+    import ui
+    from rag.pipeline import Pipeline
+    from rag.transcript import history_of, transcript_markdown, turn_record
+
+    p = Pipeline.from_settings(fake_settings)
+    kept = []
+    for q in ("What did the UK fund?", "Who won the 1998 World Cup?"):
+        a = p.ask(q)
+        kept.append(turn_record(a, "shown", "<div></div>"))
+    md = transcript_markdown(kept)
+    assert md.startswith("# ") and "## 1. What did the UK fund?" in md and "## 2. Who won the 1998 World Cup?" in md
+    c = kept[0]["citations"][0]
+    assert f"[{c['marker']}] {UK_DOC}" in md and "> " + c["text"].splitlines()[0] in md
+    assert "The documents do not say." in md  # the abstention is in the transcript too
+    assert history_of(kept) == [("What did the UK fund?", kept[0]["short_answer"] or kept[0]["answer"])]
+    path = ui._transcript_file(kept)
+    assert Path(path).read_text(encoding="utf-8") == md
+    assert ui._transcript_file([]) is None

@@ -19,8 +19,9 @@ def free_port() -> int:
 
 
 class App:
-    def __init__(self, docs: Path, index: Path, env: dict[str, str] | None = None, args: list[str] | None = None, timeout: float = 300):
-        self.port = free_port()
+    def __init__(self, docs: Path, index: Path, env: dict[str, str] | None = None, args: list[str] | None = None, timeout: float = 300,
+                 port: int | None = None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = index.parent / f"ui-{self.port}.log"
         full_env = dict(os.environ, **(env or {}))
