@@ -182,6 +182,8 @@ def _documents_panel(pipeline: Pipeline, within) -> None:
             remove_choice = gr.Dropdown(choices=sorted(pipeline.index.documents), label="Remove a document")
             remove = gr.Button("Remove")
         doc_status = gr.Markdown("")
+        states_status = gr.Markdown("", elem_id="states-status")
+        gr.Timer(2.0).tick(lambda: _WARMER.status(), None, states_status, api_visibility="private", queue=False)
 
     def on_upload(files, chosen, progress=gr.Progress()):
         return (*_add_uploads(pipeline, files, progress), _within(pipeline, chosen))
@@ -198,6 +200,47 @@ def _within(pipeline: Pipeline, chosen):
     """The "Search within" choices after the documents changed, keeping the chosen ones that remain."""
     names = sorted(pipeline.index.documents)
     return gr.Dropdown(choices=names, value=[c for c in chosen or [] if c in names])
+
+
+class _StateWarmer:
+    """Computes the model's states of new chunks in the background after an update (questions go first:
+    `Pipeline.warm_states` holds the generation lock one block at a time), and says how far it is."""
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.done, self.total = 0, 0
+
+    def start(self, pipeline: Pipeline, sources) -> None:
+        if not sources or not pipeline.generator.reuses_passage_states:
+            return
+        self._stop.set()  # an earlier warm-up gives way to this one
+        if self._thread is not None:
+            self._thread.join()
+        self._stop = threading.Event()
+        self.done, self.total = 0, 0
+
+        def tell(_stage, done, total):
+            self.done, self.total = done, total
+
+        def run(stop=self._stop):
+            try:
+                pipeline.warm_states(sources, tell, stop)
+            except RagError as e:  # the next question computes what is missing
+                log.warning("passage states not computed in the background: %s", e)
+
+        self._thread = threading.Thread(target=run, name="warm-states", daemon=True)
+        self._thread.start()
+
+    def status(self) -> str:
+        if self._thread is None or not self.total:
+            return ""
+        if self._thread.is_alive():
+            return f"Preparing new passages for fast answers: {self.done} of {self.total}…"
+        return f"New passages prepared ({self.done} of {self.total})."
+
+
+_WARMER = _StateWarmer()
 
 
 def _stop_flag(request) -> threading.Event:
@@ -261,6 +304,7 @@ def _add_uploads(pipeline: Pipeline, files, progress=None):
 
     try:
         report = pipeline.update_index(progress=tell)
+        _WARMER.start(pipeline, set(report.added) | set(report.updated))
         for sk in report.skipped:
             messages.append(f"✗ {sk.source}: {sk.reason} (not indexed)")
         for w in report.warnings:
@@ -323,6 +367,8 @@ def main(argv=None) -> int:
         if not args.no_warm_up:
             print("loading models…", flush=True)
             pipeline.warm_up()
+            if report is not None and report.changed:  # new chunks' states, computed while nobody asks
+                _WARMER.start(pipeline, set(report.added) | set(report.updated))
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

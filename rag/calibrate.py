@@ -35,12 +35,12 @@ ALL_SIGNALS = (
     "lp_mean", "lp_min", "lp_answer", "lp_first", "verbatim", "memory_agrees", "memory_unstated",
     "cos_claim_span", "cos_question_span", "cos_question_claim",
     "best_dense", "keyword_overlap", "cited_rank", "cited_dense", "cited_keyword_share", "cited_margin",
-    "asked_terms", "asked_names",
+    "asked_terms", "asked_names", "p_answerable",
 )
 # The signals the shipped calibrator combines: chosen by forward selection on held-out AUC (each corpus
 # predicted by a fit without it) over the seed questions, Super Bowl (+ --drop-gold), the TimeQA snippets
 # and a TimeQA train-split snippet set; squad2-rhine was left out of the choice (docs/decision.md).
-SIGNALS = ("p_yes", "coverage", "asked_terms", "support", "cos_question_span", "lp_answer")
+SIGNALS = ("p_answerable", "lp_answer", "support", "asked_terms", "veto_number", "cited_margin")
 
 
 class Set:
@@ -128,7 +128,7 @@ def _sets(args, settings) -> list[Set]:
 
     if args.index is None:
         settings = settings.replace(index_dir=default_index_dir(settings, args.docs))
-    pipeline = Pipeline.from_settings(settings.replace(decision="vetoes", signals=True))
+    pipeline = Pipeline.from_settings(settings.replace(decision="vetoes", signals=True, answerability_check=True))
     questions = sample_questions(load_questions(args.qa), args.limit, 0)
     return [Set(args.qa.stem, answer_records(pipeline, questions), models=pipeline.model_identity)]
 

@@ -28,11 +28,12 @@ from .risk import threshold_for
 FORMAT = "rag-calibrator/1"
 # The packaged calibrator's sha256 (of its canonical content, as `digest` computes it): like the model
 # files' hashes in rag/models.py, a packaged file that does not match is refused.
-PACKAGED_SHA256 = "dcea142c8504f38203e548c1d6d0f4e79eb333594991dd1e2c223fedf4bf2b9f"
+PACKAGED_SHA256 = "e01253f23a411827fd7a84f6fcbf1e4727011626460a52a134bc1efa57533d65"
 
 # What a person reads when a signal weighs most against an answer.
 SIGNAL_WORDS = {
     "p_yes": "the model's own check that the cited passage states the answer",
+    "p_answerable": "the model's own check that the cited passage answers the question at all",
     "support": "how many of the answer's words the cited sentence has",
     "coverage": "how much of the question the cited sentence speaks of",
     "restated": "the question's words the answer repeats that are not near the cited sentence",

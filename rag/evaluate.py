@@ -120,7 +120,8 @@ def _eval_inputs(args) -> tuple[Any, list[Question]]:
         raise RagError("--oracle reads answers without retrieval; it cannot be combined with --retrieval-only or --prompt-only")
     if args.index is None:
         settings = settings.replace(index_dir=default_index_dir(settings, args.docs))
-    settings = settings.replace(signals=True)  # every reply's signals are recorded, for `rag calibrate`
+    # every reply's signals are recorded, for `rag calibrate`, the answerability check's among them
+    settings = settings.replace(signals=True, answerability_check=True)
     if args.hidden_states:  # and the model check's hidden states, for a probe (eval/probe_study.py)
         settings = settings.replace(record_states=True)
     questions = load_questions(args.qa)

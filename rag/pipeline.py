@@ -101,6 +101,8 @@ class Pipeline:
         self.index = index
         self._generator = generator
         self._generate_lock = threading.Lock()
+        self._asking = 0  # questions waiting for the generation lock (background work waits for them)
+        self._count_lock = threading.Lock()
         self._index_lock = threading.Lock()
         self._model_lock = threading.Lock()
         self.last_report: UpdateReport | None = None
@@ -218,6 +220,45 @@ class Pipeline:
         head, blocks = block_texts([c.text for c in self.index.chunks])
         return generator.precompute_states(load_prompt("system.txt").strip(), head, blocks)
 
+    def warm_states(self, sources=None, progress=None, stop: threading.Event | None = None) -> int:
+        """Compute the saved states of these documents' chunks (every chunk's when None) now, so the next
+        questions do not wait for them; return how many were computed.
+
+        Made for a background thread: each block holds the generation lock only while it is computed, so
+        a question arriving meanwhile waits for one block at most, then goes first. Chunks are taken in
+        the order they are most likely used: every document's first chunk, then every second one, and so
+        on. It stops at the state store's disk cap (saved states are not pushed out for guesses) or when
+        `stop` is set; `progress("states", done, total)` hears of each block.
+        """
+        generator = self.generator
+        if not generator.reuses_passage_states:
+            return 0
+        chunks = self.index.chunks() if callable(self.index.chunks) else self.index.chunks
+        position: dict[str, int] = {}
+        ranked = []
+        for c in chunks:
+            if sources is None or c.source in sources:
+                position[c.source] = position.get(c.source, -1) + 1
+                ranked.append((position[c.source], c.source, c.start, c.text))
+        ranked.sort()
+        head, blocks = block_texts([text for *_, text in ranked])
+        system = load_prompt("system.txt").strip()
+        computed = 0
+        for done, block in enumerate(blocks, start=1):
+            if stop is not None and stop.is_set():
+                break
+            while self._asking:  # a question is waiting: it goes first
+                time.sleep(0.02)
+            with self._generate_lock:
+                store = getattr(generator, "state_store", None)
+                if store is not None and not store.has_room():
+                    log.info("passage states: the disk cap is reached, %d left for first use", len(blocks) - done + 1)
+                    break
+                computed += generator.precompute_states(system, head, [block])
+            if progress is not None:
+                progress("states", done, len(blocks))
+        return computed
+
     def prompt_for(self, question: str) -> tuple[list[dict], list[Passage], object]:
         """The messages, passages and blocks (or None) `ask` would give the model for `question` alone."""
         question = self.check_question(question)
@@ -307,7 +348,14 @@ class Pipeline:
         messages, passages, blocks = self._fit_prompt(question, passages, history, max_new_tokens)
         usage, pieces, ttft = Usage(), [], None
         grounding = Grounding(question, tuple(p.text for p in passages), blocks)
-        with self._generate_lock:
+        with self._count_lock:
+            self._asking += 1
+        try:
+            self._generate_lock.acquire()
+        finally:
+            with self._count_lock:
+                self._asking -= 1
+        with _Held(self._generate_lock):
             for piece in self.generator.stream(
                 messages, max_new_tokens or self.settings.max_new_tokens, self.settings.temperature, usage, stop_event,
                 grounding,
@@ -389,7 +437,7 @@ class Pipeline:
         span = cited.text if cited else ""
         memory = costs.timed("memory", self._memory_reply, turn.question, stop_event) if self.settings.memory_check else None
         answerable = costs.timed("p_answerable", self._answerability, turn.question, number, passages, stop_event) \
-            if self.settings.answerability_check else None
+            if self._asks_answerability else None
         cosines = costs.timed("embeddings", embedding_signals, self.embedder, turn.question, claim_text(first), span) \
             if span else {}
         return merged(
@@ -400,6 +448,12 @@ class Pipeline:
             retrieval_signals(passages, number, turn.best_dense, turn.keyword_overlap),
             question_term_signals(turn.question, next((p for p in passages if p.number == number), None)),
         ), (state[0] if state else None)
+
+    @property
+    def _asks_answerability(self) -> bool:
+        """The answerability check runs when asked for (eval records it) or when the calibrator weighs it."""
+        calibrator = self.calibrator
+        return self.settings.answerability_check or (calibrator is not None and "p_answerable" in calibrator.names)
 
     def _answerability(self, question: str, number: int | None, passages, stop_event) -> float | None:
         """The model's P(yes) that passage `number` answers the question (no claim in the prompt)."""
@@ -563,6 +617,19 @@ class Pipeline:
                     f"the question does not fit in the model's context window ({window} tokens, {reserved} kept "
                     "for the answer): ask a shorter question, lower max_new_tokens or raise context_window"
                 )
+
+
+class _Held:
+    """Releases a lock acquired beforehand when the block ends (the question counted itself first)."""
+
+    def __init__(self, lock):
+        self.lock = lock
+
+    def __enter__(self):
+        return self.lock
+
+    def __exit__(self, *exc):
+        self.lock.release()
 
 
 class _Costs:

@@ -189,7 +189,8 @@ class Settings:
     # it added nothing to the combination (forward selection did not take it; docs/decision.md).
     memory_check: bool = False
     # The answerability check: P(yes) that the cited passage answers the question, asked without the claim
-    # (one more P(yes), ~0.5 s; signal `p_answerable`). Off until it measures its worth (docs/decision.md).
+    # (one more P(yes), ~0.5 s; signal `p_answerable`). Asked whenever the calibrator weighs it (the
+    # packaged one does: docs/decision.md); true asks it for every answer with signals (eval does).
     answerability_check: bool = False
 
     # --- limits on input

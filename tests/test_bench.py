@@ -65,3 +65,22 @@ def test_decode_passes_give_the_drafting_bound_from_measured_passes(fake_setting
     assert k in (1, 3)
     assert out["draft_speedup_bound"] == pytest.approx((k + 1) * out["pass_ms"][1] / out["pass_ms"][k + 1])
     assert p.ask("What did the UK fund?").answer  # the pipeline still answers after the measurement
+
+
+def test_cold_time_to_first_token_starts_from_no_saved_state(fake_settings, model_cache):
+    """bench's cold figure asks with an empty state store each time (every passage computed then), and
+    leaves the store empty; the warm questions after it reuse what they saved."""
+    from rag.bench import _cold_ttft
+    from rag.pipeline import Pipeline
+
+    settings = fake_settings.replace(engine="llama_cpp", generator="packaged:smollm2-135m-instruct", cache_dir=model_cache)
+    p = Pipeline.from_settings(settings)
+    p.warm_up()
+    p.ask("What did the UK fund?")  # the store exists and holds states now
+    store = p.generator.state_store
+    assert any(store.folder.glob("*.kvstate"))
+    misses = store.stats.misses
+    out = _cold_ttft(p, ["What did the UK fund?", "Who delivered the opening speech at IMM6?"])
+    assert out["cold_ttft_s"] > 0
+    assert store.stats.misses - misses >= 2  # every question computed its passages
+    assert not any(store.folder.glob("*.kvstate"))

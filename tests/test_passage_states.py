@@ -423,3 +423,41 @@ def test_hidden_states_come_from_the_checked_prompt_and_replay(tmp_path_factory)
     off: list = []
     LlamaCppGenerator(gen.ref, n_ctx=2048).yes_probability(right, hidden=off)
     assert off == []  # without hidden_states the engine reads none
+
+
+@pytest.mark.models
+def test_background_states_give_way_to_questions_and_stop_at_the_cap(fake_settings, model_cache, docs):
+    """`warm_states` computes every new chunk's state once (first chunks of each document first); a
+    question asked meanwhile is answered before the warm-up ends; the disk cap stops it."""
+    import threading
+    import time
+
+    from rag.pipeline import Pipeline
+
+    words = (docs / sorted(p.name for p in docs.iterdir() if p.suffix == ".txt")[0]).read_text().split()
+    for i in range(40):
+        (docs / f"extra{i}.txt").write_text(" ".join(words[i * 13:] + words[: i * 13]))
+    settings = fake_settings.replace(engine="llama_cpp", generator="packaged:smollm2-135m-instruct", cache_dir=model_cache)
+    pipeline = Pipeline.from_settings(settings)
+    n = len(pipeline.index.chunks)
+    seen: list = []
+    finished: dict = {}
+
+    def warm():
+        pipeline.warm_states(None, lambda stage, done, total: seen.append((done, total)))
+        finished["warm"] = time.perf_counter()
+
+    thread = threading.Thread(target=warm)
+    thread.start()
+    while not seen:  # the warm-up is under way
+        time.sleep(0.01)
+    answer = pipeline.ask("What did the UK fund?")
+    finished["question"] = time.perf_counter()
+    thread.join()
+    assert answer.answer and finished["question"] < finished["warm"]  # the question did not wait for all of it
+    assert seen[-1][0] == n and len(seen) == n
+    assert seen[-1] == (n, n)
+    assert pipeline.warm_states() == 0  # every state is saved: nothing to compute
+    capped = Pipeline.from_settings(settings.replace(index_dir=settings.index_dir.parent / "capped",
+                                                     passage_states_disk_mb=0.001))
+    assert 1 <= capped.warm_states() < len(capped.index.chunks)  # one state fills the cap, then it stops

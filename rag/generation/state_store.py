@@ -90,6 +90,15 @@ class StateStore:
         except OSError as e:  # a full or read-only disk costs speed, not answers
             log.warning("state not saved key=%s error=%s", key[:12], e)
 
+    def clear(self) -> int:
+        """Drop every state, in memory and on disk (bench's cold start); return how many files went."""
+        self._memory.clear()
+        self._memory_bytes = 0
+        files = list(self.folder.glob(f"*{SUFFIX}")) if self.folder.is_dir() else []
+        for path in files:
+            path.unlink(missing_ok=True)
+        return len(files)
+
     def forget(self, key: str) -> None:
         """Drop a state from memory and disk (one llama.cpp would not load): the next use computes it anew."""
         state = self._memory.pop(key, None)
@@ -155,6 +164,13 @@ class StateStore:
                 break
             total -= path.stat().st_size
             path.unlink(missing_ok=True)
+
+    def has_room(self) -> bool:
+        """Whether one more state of the average size fits under the disk cap without pushing one out."""
+        files = list(self.folder.glob(f"*{SUFFIX}")) if self.folder.is_dir() else []
+        used = sum(p.stat().st_size for p in files)
+        mean = used / len(files) if files else 0
+        return used + mean <= self.disk_cap
 
     def mean_state_mb(self) -> float:
         """Average size of a saved state on disk, in MB (0 when none is saved)."""
