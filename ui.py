@@ -174,14 +174,14 @@ def _documents_panel(pipeline: Pipeline, within) -> None:
     """The indexed documents, with upload and removal (each re-indexes at once; the "Search within"
     choices follow)."""
     s = pipeline.settings
-    with gr.Accordion("Documents", open=False):
+    with gr.Accordion("Documents", open=False, elem_id="documents"):
         doc_list = gr.Dataframe(value=_doc_rows(pipeline), headers=["document", "title", "chunks"], interactive=False)
         upload = gr.File(label=f"Add documents ({', '.join(SUPPORTED_SUFFIXES)}; up to {s.max_upload_mb:g} MB each)",
-                         file_count="multiple", file_types=list(SUPPORTED_SUFFIXES))
+                         file_count="multiple", file_types=list(SUPPORTED_SUFFIXES), elem_id="upload")
         with gr.Row():
             remove_choice = gr.Dropdown(choices=sorted(pipeline.index.documents), label="Remove a document")
             remove = gr.Button("Remove")
-        doc_status = gr.Markdown("")
+        doc_status = gr.Markdown("", elem_id="doc-status")
         states_status = gr.Markdown("", elem_id="states-status")
         gr.Timer(2.0).tick(lambda: _WARMER.status(), None, states_status, api_visibility="private", queue=False)
 

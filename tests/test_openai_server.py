@@ -111,3 +111,23 @@ def test_pieces_rebuild_the_text():
     text = "The UK funded 1 million pounds [1]. Training and support for victims of trafficking followed [2]."
     parts = list(_pieces(text))
     assert "".join(parts) == text and len(parts) > 2
+
+
+def test_the_official_openai_client_streams_and_not(app):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=app.url + "v1", api_key="unused without --auth")
+    assert [m.id for m in client.models.list()] == ["local-rag"]
+    reply = client.chat.completions.create(model="local-rag", messages=[{"role": "user", "content": UK_QUESTION}])
+    text = reply.choices[0].message.content
+    assert "[1]" in text
+    sources = reply.model_extra["sources"]
+    assert sources[0]["source"] == UK_DOC and (SEEDS / UK_DOC).read_text()[sources[0]["start"]:sources[0]["end"]] == sources[0]["text"]
+    pieces, last = [], None
+    for chunk in client.chat.completions.create(model="local-rag", stream=True,
+                                                messages=[{"role": "user", "content": UK_QUESTION}]):
+        pieces.append(chunk.choices[0].delta.content or "")
+        last = chunk
+    assert "".join(pieces) == text
+    assert last.choices[0].finish_reason == "stop" and last.model_extra["sources"] == sources
+    with pytest.raises(openai.BadRequestError, match="the question is empty"):
+        client.chat.completions.create(model="local-rag", messages=[{"role": "user", "content": " "}])

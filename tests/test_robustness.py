@@ -563,6 +563,11 @@ def test_openai_endpoint_requires_the_bearer_key(auth_app):
     assert logged_in(auth_app).post(url, json=body).status_code == 401  # the page's login cookie is not a key
     r = httpx.post(url, json=body, headers={"Authorization": "Bearer user:pw"}, timeout=120)
     assert r.status_code == 200 and r.json()["sources"][0]["source"] == UK_DOC
+    openai = pytest.importorskip("openai")
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=auth_app.url + "v1", api_key="user:wrong").models.list()
+    good = openai.OpenAI(base_url=auth_app.url + "v1", api_key="user:pw")
+    assert good.chat.completions.create(model="local-rag", messages=body["messages"]).model_extra["sources"]
 
 
 def test_no_endpoint_serves_arbitrary_files(auth_app):

@@ -362,3 +362,50 @@ def test_transcript_markdown_has_citations_and_excerpts(fake_settings):
     path = ui._transcript_file(kept)
     assert Path(path).read_text(encoding="utf-8") == md
     assert ui._transcript_file([]) is None
+
+
+def test_browser_upload_a_docx_watch_progress_ask_and_reload(tmp_path):
+    """The page as a user meets it: upload a Word file, see the indexing progress, ask about it, get a
+    cited answer whose card names the section and opens the cited span; reload and the chat is there."""
+    from playwright.sync_api import sync_playwright
+
+    from test_formats import _docx
+
+    shutil.copytree(SEEDS, tmp_path / "docs")
+    upload = tmp_path / "upload" / "grant-report.docx"
+    upload.parent.mkdir()
+    _docx(upload)
+    app = App(tmp_path / "docs", tmp_path / "index", env=FAKE)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(app.url)
+            page.wait_for_selector("#question textarea", timeout=60_000)
+            page.click("#documents button >> nth=0")  # open the Documents panel
+            page.evaluate("""() => { window.progressSeen = [];
+                new MutationObserver(() => { const t = document.body.innerText;
+                  for (const w of ["Reading files", "Embedding chunks"]) if (t.includes(w) && !window.progressSeen.includes(w))
+                    window.progressSeen.push(w); }).observe(document.body, {subtree: true, childList: true, characterData: true}); }""")
+            page.set_input_files("#upload input[type=file]", str(upload))
+            page.wait_for_function("document.querySelector('#doc-status').innerText.includes('added grant-report.docx')",
+                                   timeout=60_000)
+            seen = page.evaluate("window.progressSeen")
+            page.fill("#question textarea", "Which region trained 1,200 people?")
+            page.press("#question textarea", "Enter")
+            page.wait_for_selector("#chat a.cite", timeout=120_000)
+            card = page.inner_text("#sources .card.cited >> nth=0")
+            page.click("#chat a.cite >> nth=0")
+            page.wait_for_selector("#sources .card:target mark", timeout=10_000)
+            marked = page.inner_text("#sources .card:target mark")
+            page.wait_for_timeout(1500)
+            page.reload()
+            page.wait_for_selector("#chat a.cite", timeout=60_000)
+            kept = page.inner_text("#chat")
+        finally:
+            browser.close()
+            app.stop()
+    assert seen, "no indexing progress was shown"
+    assert "grant-report.docx" in card and "section “Results by region”" in card
+    assert "North" in marked and "1,200" in marked
+    assert "1,200" in kept
