@@ -33,6 +33,8 @@ def add_parser(sub) -> None:
                    "documents folder, else questions made from the document titles)")
     p.add_argument("--json", dest="json_out", type=Path, help="write the figures here")
     p.add_argument("--scale-chunks", type=int, default=100_000, help="size of the synthetic corpus for the scale test (0 = skip)")
+    p.add_argument("--cold-chunks", type=int, default=500, help="corpus size for the cold / warm / after-upload time to "
+                   "first token (passage states; 0 = skip)")
     p.add_argument("--repeats", type=int, default=3, help="repeats of each timing (median is reported)")
     p.add_argument("--scale-only", action="store_true", help="only the scale test (no models loaded, no questions asked)")
     add_common_options(p)
@@ -67,6 +69,69 @@ def bench_seeds(settings, args) -> dict:
         pipeline = _pipeline(settings, embedder, Path(tmp) / "index")
         out.update(bench_retrieval(pipeline, questions))
         out.update(bench_answers(pipeline, Path(tmp), questions))
+        if getattr(args, "cold_chunks", 0) and pipeline.generator.reuses_passage_states:
+            out.update(bench_upload(settings, embedder, Path(tmp), args.cold_chunks, questions, pipeline.generator))
+    return out
+
+
+def bench_upload(settings, embedder, tmp: Path, n_chunks: int, questions: list[str], generator=None) -> dict:
+    """Time to first token on a corpus of at least `n_chunks`: cold (no passage state saved), warm (the
+    same questions again), and after an upload whose new chunks' states were computed as the page does
+    in the background (`Pipeline.warm_states`), for the questions the uploaded document answers.
+
+    The documents folder's last document is the upload; the others and synthetic filler are the corpus.
+    A question belongs to the upload when its best passage, over the whole folder, is in that document.
+    """
+    import shutil
+
+    from .documents import list_files, source_name
+    from .pipeline import Pipeline
+    from .retrieval import HybridRetriever
+    from .store import update_index
+
+    files = list_files(Path(settings.docs_dir))
+    if len(files) < 2:
+        return {}
+    late = files[-1]
+    late_name = source_name(Path(settings.docs_dir), late)
+    split, _ = update_index(Path(settings.docs_dir), tmp / "split-index", embedder, settings.chunk_size, settings.chunk_overlap)
+    about = {q: HybridRetriever(split, embedder).search(q, 1)[0].chunk.source == late_name for q in questions}
+    folder = tmp / "cold" / "docs"
+    folder.mkdir(parents=True)
+    for f in files[:-1]:
+        shutil.copy(f, folder / source_name(Path(settings.docs_dir), f).replace("/", "_"))
+    rng = random.Random(1)
+    from .documents import load_folder
+    from .text import sentence_spans
+
+    docs, _ = load_folder(Path(settings.docs_dir))
+    sentences = [d.text[s:e] for d in docs for s, e in sentence_spans(d.text)]
+    paragraphs = []
+    for i in range(n_chunks):  # each at least a chunk long, so the corpus has at least n_chunks chunks
+        text = _synthetic_paragraph(rng, sentences, f"Filler {i}.")
+        while len(text) < settings.chunk_size:
+            text += " " + _synthetic_paragraph(rng, sentences, "")
+        paragraphs.append(text)
+    for f in range(0, n_chunks, 100):
+        (folder / f"filler{f // 100:03d}.txt").write_text("\n\n".join(paragraphs[f:f + 100]), encoding="utf-8")
+    pipeline = Pipeline.from_settings(settings.replace(docs_dir=folder, index_dir=tmp / "cold" / "index"),
+                                      generator=generator)
+    pipeline.warm_up()
+    old = [q for q in questions if not about[q]]
+    cold = _cold_ttft(pipeline, old)["cold_ttft_s"] if old else None
+    warm = [pipeline.ask(q).timings.ttft_s for q in old]
+    shutil.copy(late, folder / late_name.replace("/", "_"))
+    pipeline.update_index()
+    t0 = time.perf_counter()
+    computed = pipeline.warm_states({late_name.replace("/", "_")})
+    warm_states_s = time.perf_counter() - t0
+    after = [pipeline.ask(q).timings.ttft_s for q in questions if about[q]]
+    med = lambda xs: statistics.median([x for x in xs if x is not None]) if any(x is not None for x in xs) else None  # noqa: E731
+    out = {"upload_corpus_chunks": len(pipeline.index.chunks), "upload_cold_ttft_s": cold, "upload_warm_ttft_s": med(warm),
+           "upload_after_ttft_s": med(after), "upload_states_s": warm_states_s, "upload_states_computed": computed,
+           "upload_questions": [len(old), len(after)]}
+    if out["upload_after_ttft_s"] and out["upload_warm_ttft_s"]:
+        out["upload_after_vs_warm"] = out["upload_after_ttft_s"] / out["upload_warm_ttft_s"]
     return out
 
 
@@ -384,6 +449,16 @@ def print_table(out: dict) -> None:
             ("one pass over n new tokens", ", ".join(f"{n}: {ms:.0f} ms" for n, ms in out["pass_ms"].items())),
             ("drafting: most it could gain", f"{out['draft_speedup_bound']:.2f} x (k = {out['draft_speedup_bound_k']} drafted tokens, "
              "every one accepted, drafts free)"),
+        ]
+    if "upload_corpus_chunks" in out:
+        f = lambda x: f"{x:.2f}" if x is not None else "-"  # noqa: E731
+        n_old, n_new = out["upload_questions"]
+        rows += [
+            (f"TTFT over {out['upload_corpus_chunks']} chunks", f"cold {f(out['upload_cold_ttft_s'])} s, warm "
+             f"{f(out['upload_warm_ttft_s'])} s ({n_old} questions); after an upload and its background states "
+             f"{f(out['upload_after_ttft_s'])} s ({n_new} questions; ratio to warm "
+             f"{f(out.get('upload_after_vs_warm'))})"),
+            ("upload: background states", f"{out['upload_states_computed']} computed in {out['upload_states_s']:.1f} s"),
         ]
     if "cache_build_s" in out:
         rows += [

@@ -585,7 +585,9 @@ class Pipeline:
             return None
         blocks = build_verify_blocks(claim_text(first), passage.text)
         grounding = Grounding(question, (passage.text,), blocks if self.generator.reuses_passage_states else None)
-        return self.generator.yes_probability(blocks.messages(), grounding, state)
+        # `hidden` only when wanted: engines written before it (a subclass of ours) still work
+        extra = {"hidden": state} if state is not None else {}
+        return self.generator.yes_probability(blocks.messages(), grounding, **extra)
 
     def _fit_prompt(self, question, passages, history, max_new_tokens):
         """Drop earlier turns, then the weakest passages, then halve the last one until the prompt fits."""

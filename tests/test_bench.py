@@ -84,3 +84,20 @@ def test_cold_time_to_first_token_starts_from_no_saved_state(fake_settings, mode
     assert out["cold_ttft_s"] > 0
     assert store.stats.misses - misses >= 2  # every question computed its passages
     assert not any(store.folder.glob("*.kvstate"))
+
+
+@pytest.mark.slow  # ~40-90 s: a corpus indexed, questions asked cold, warm and after an upload
+def test_upload_figures_cold_warm_and_after_background_states(fake_settings, model_cache, tmp_path):
+    """bench's upload measurement: a corpus of filler plus all documents but the last, cold and warm
+    questions on it, then the last document uploaded, its states computed, and its questions asked."""
+    from rag.bench import bench_upload, print_table
+    from rag.embedding import make_embedder
+
+    settings = fake_settings.replace(engine="llama_cpp", generator="packaged:smollm2-135m-instruct", cache_dir=model_cache)
+    questions = ["What did the UK fund?", "Who delivered the opening speech at IMM6?"]
+    out = bench_upload(settings, make_embedder("hashing", model_cache), tmp_path, 20, questions)
+    assert out["upload_corpus_chunks"] >= 20
+    assert out["upload_questions"] == [1, 1]  # one question per document
+    assert out["upload_cold_ttft_s"] > 0 and out["upload_warm_ttft_s"] > 0 and out["upload_after_ttft_s"] > 0
+    assert out["upload_states_computed"] > 0
+    print_table(out)

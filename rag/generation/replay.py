@@ -96,7 +96,8 @@ class ReplayCache(Generator):
         row = self._replies.get(key)
         if row is None or (hidden is not None and "hidden" not in row):  # a row without the state: asked again
             state: list = []
-            row = {"key": key, "p": self.inner.yes_probability(messages, grounding, state if hidden is not None else None)}
+            extra = {"hidden": state} if hidden is not None else {}
+            row = {"key": key, "p": self.inner.yes_probability(messages, grounding, **extra)}
             if hidden is not None:  # "" when the engine has none to give: not asked again
                 row["hidden"] = pack_vector(state[0]) if state else ""
             self._replies[key] = row
