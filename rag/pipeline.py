@@ -242,6 +242,7 @@ class Pipeline:
                 ranked.append((position[c.source], c.source, c.start, c.text))
         ranked.sort()
         head, blocks = block_texts([text for *_, text in ranked])
+        blocks = blocks + self._likely_packs(ranked)
         system = load_prompt("system.txt").strip()
         computed = 0
         for done, block in enumerate(blocks, start=1):
@@ -258,6 +259,26 @@ class Pipeline:
             if progress is not None:
                 progress("states", done, len(blocks))
         return computed
+
+    def _likely_packs(self, ranked) -> tuple[str, ...]:
+        """The pack blocks a prompt most likely forms from these chunks: two short chunks next to each other
+        in one document, as the first two passages, in either order (a pack's state exists only for its
+        passages, so it cannot be built from theirs). `ranked`: (position, source, start, text) rows."""
+        pack_tokens = self.settings.pack_tokens
+        if not pack_tokens:
+            return ()
+        by_doc: dict[str, list[tuple[int, str]]] = {}
+        for _, source, start, text in ranked:
+            by_doc.setdefault(source, []).append((start, text))
+        packs = []
+        for rows in by_doc.values():
+            texts = [t for _, t in sorted(rows)]
+            short = [0 < self._passage_tokens(t) <= pack_tokens for t in texts]
+            for i in range(len(texts) - 1):
+                if short[i] and short[i + 1]:
+                    for a, b in ((texts[i], texts[i + 1]), (texts[i + 1], texts[i])):
+                        packs.append(quoted(a) + "\n[2]\n" + quoted(b))
+        return tuple(packs)
 
     def prompt_for(self, question: str) -> tuple[list[dict], list[Passage], object]:
         """The messages, passages and blocks (or None) `ask` would give the model for `question` alone."""

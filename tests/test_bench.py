@@ -99,5 +99,6 @@ def test_upload_figures_cold_warm_and_after_background_states(fake_settings, mod
     assert out["upload_corpus_chunks"] >= 20
     assert out["upload_questions"] == [1, 1]  # one question per document
     assert out["upload_cold_ttft_s"] > 0 and out["upload_warm_ttft_s"] > 0 and out["upload_after_ttft_s"] > 0
+    assert out["upload_after_warm_ttft_s"] > 0 and out["upload_after_state_misses"] == 0  # the upload's states were ready
     assert out["upload_states_computed"] > 0
     print_table(out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rag.evidence import Budget, diverse, pack_sizes, within_budget
 from rag.records import Chunk, Hit, Passage
 
@@ -96,3 +98,21 @@ def test_a_budget_below_one_is_a_clear_error():
 
     with pytest.raises(RagError, match="evidence_tokens must be at least 1"):
         Settings.load(environ={"RAG_EVIDENCE_TOKENS": "0"}, settings_file=None)
+
+
+def test_background_packs_are_the_blocks_a_prompt_builds(fake_settings):
+    """The packs `warm_states` computes ahead are, byte for byte, the first block a prompt builds when two
+    short neighbouring chunks of a document are its first two passages (in either order)."""
+    from rag.pipeline import Pipeline
+    from rag.prompting import build_blocks, whole_chunks
+    from rag.records import Hit
+
+    p = Pipeline.from_settings(fake_settings.replace(pack_tokens=100_000))  # every chunk counts as short
+    chunks = p.index.chunks
+    a, b = next((x, y) for x, y in zip(chunks, chunks[1:]) if x.source == y.source)
+    rows = [(0, c.source, c.start, c.text) for c in chunks]
+    packs = p._likely_packs(rows)
+    for first, second in ((a, b), (b, a)):
+        passages = [replace(q, number=i) for i, q in enumerate(whole_chunks([Hit(first, 1.0, 1), Hit(second, 0.9, 2)]), 1)]
+        assert build_blocks("Why?", passages, packs=(2,)).blocks[0] in packs
+    assert Pipeline.from_settings(fake_settings.replace(pack_tokens=0))._likely_packs(rows) == ()

@@ -455,8 +455,7 @@ def test_background_states_give_way_to_questions_and_stop_at_the_cap(fake_settin
     finished["question"] = time.perf_counter()
     thread.join()
     assert answer.answer and finished["question"] < finished["warm"]  # the question did not wait for all of it
-    assert seen[-1][0] == n and len(seen) == n
-    assert seen[-1] == (n, n)
+    assert seen[-1][0] == seen[-1][1] >= n and len(seen) == seen[-1][1]  # every chunk, and the likely packs
     assert pipeline.warm_states() == 0  # every state is saved: nothing to compute
     capped = Pipeline.from_settings(settings.replace(index_dir=settings.index_dir.parent / "capped",
                                                      passage_states_disk_mb=0.001))
