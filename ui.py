@@ -65,8 +65,8 @@ def build_app(pipeline: Pipeline, examples: list[str] | None = None):
         saved = gr.BrowserState([], storage_key="local-rag-chat", secret=browser_secret(s.index_dir))
         with gr.Row():
             clear = gr.Button("Clear chat", size="sm", elem_id="clear")
-            download = gr.DownloadButton("Download chat (Markdown)", value=_transcript_file, inputs=[saved], size="sm",
-                                         elem_id="download")
+            gr.DownloadButton("Download chat (Markdown)", value=_transcript_file, inputs=[saved], size="sm",
+                              elem_id="download")  # its file follows `saved`
         with gr.Accordion("Settings", open=False):
             k = gr.Slider(100, 2000, value=pipeline.evidence_tokens, step=20, label="Evidence given to the model (tokens)",
                           info="Passages are taken in rank order while they fit; short snippets fit many, long chunks few.")
@@ -75,7 +75,6 @@ def build_app(pipeline: Pipeline, examples: list[str] | None = None):
         history, turn = _wire_chat(pipeline, chat, box, send, stop, sources, k, max_tokens, within, saved)
         app.load(_restore, saved, [chat, sources, history, turn], api_visibility="private")
         clear.click(_cleared, None, [chat, sources, history, turn, saved], api_visibility="private")
-        del download  # its file follows `saved`
         _documents_panel(pipeline, within)
 
         def ask(question: str, only: list[str] | None = None) -> dict:
@@ -158,15 +157,29 @@ def _cleared():
     return [], _NO_SOURCES, [], 0, []
 
 
+_TRANSCRIPTS: Path | None = None  # one folder per process for the files to download
+_TRANSCRIPT_AGE_S = 3600  # older ones are deleted (each chat's file is made again when it changes)
+
+
 def _transcript_file(kept) -> str | None:
     """The kept chat as a Markdown file to download (None while there is nothing to download)."""
+    global _TRANSCRIPTS
     if not kept:
         return None
+    import hashlib
     import tempfile
+    import time
 
-    folder = Path(tempfile.mkdtemp(prefix="rag-chat-"))
-    path = folder / "chat.md"
-    path.write_text(transcript_markdown(kept), encoding="utf-8")
+    if _TRANSCRIPTS is None:
+        _TRANSCRIPTS = Path(tempfile.mkdtemp(prefix="rag-chats-"))
+    for old in _TRANSCRIPTS.glob("*/chat.md"):
+        if time.time() - old.stat().st_mtime > _TRANSCRIPT_AGE_S:
+            old.unlink(missing_ok=True)
+            old.parent.rmdir()
+    text = transcript_markdown(kept)
+    path = _TRANSCRIPTS / hashlib.sha256(text.encode("utf-8")).hexdigest()[:16] / "chat.md"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text, encoding="utf-8")
     return str(path)
 
 
