@@ -169,9 +169,9 @@ class Settings:
     # and an answer is shown when that clears the threshold for `max_risk`; "vetoes": the rules above
     # decide alone (each one a veto), and the answer carries the calibrated confidence. "vetoes" is the
     # default because the threshold does not carry over between corpora yet: held out by corpus, the
-    # calibrated ranking beats the vetoes (Super Bowl at the vetoes' risk: 0.493 correct vs 0.380), but the
-    # threshold chosen on the other corpora answered nothing of a new one at max_risk 0.2, at most 15% at 0.3
-    # (docs/decision.md).
+    # calibrated ranking beats the vetoes (Super Bowl at the vetoes' risk: 0.507 correct vs 0.380), but the
+    # threshold chosen on the other corpora answers little of a new one (12% of Super Bowl at max_risk 0.3;
+    # docs/decision.md).
     # Without a calibrator file (or one fitted for other models) the vetoes decide.
     decision: str = "vetoes"
     calibrator: str = "packaged"  # "packaged" (rag/data/calibrator.json), a file `rag calibrate` wrote, or "none"
