@@ -101,11 +101,7 @@ def bench_upload(settings, embedder, tmp: Path, n_chunks: int, questions: list[s
     for f in files[:-1]:
         shutil.copy(f, folder / source_name(Path(settings.docs_dir), f).replace("/", "_"))
     rng = random.Random(1)
-    from .documents import load_folder
-    from .text import sentence_spans
-
-    docs, _ = load_folder(Path(settings.docs_dir))
-    sentences = [d.text[s:e] for d in docs for s, e in sentence_spans(d.text)]
+    sentences = _sentences(Path(settings.docs_dir))
     paragraphs = []
     for i in range(n_chunks):  # each at least a chunk long, so the corpus has at least n_chunks chunks
         text = _synthetic_paragraph(rng, sentences, f"Filler {i}.")
@@ -118,12 +114,7 @@ def bench_upload(settings, embedder, tmp: Path, n_chunks: int, questions: list[s
                                       generator=generator)
     pipeline.warm_up()
     old = [q for q in questions if not about[q]]
-    colds = []
-    for q in old:  # each question cold: no state saved at all
-        store = getattr(pipeline.generator, "state_store", None)
-        if store is not None:
-            store.clear()
-        colds.append(pipeline.ask(q).timings.ttft_s)
+    cold = _cold_ttft(pipeline, old)["cold_ttft_s"] if old else None
     _warm_the_rest(pipeline, old, None)
     # warm: their states saved, each asked after another question (so not its own prompt's cached prefix)
     warm = [pipeline.ask(q).timings.ttft_s for q in old[1:] + old[:1]]
@@ -141,7 +132,7 @@ def bench_upload(settings, embedder, tmp: Path, n_chunks: int, questions: list[s
     # the same questions warm (asked again, each after another one): the fair comparison, same lengths
     after_warm = [pipeline.ask(q).timings.ttft_s for q in new[1:] + new[:1]]
     med = lambda xs: statistics.median([x for x in xs if x is not None]) if any(x is not None for x in xs) else None  # noqa: E731
-    out = {"upload_corpus_chunks": len(pipeline.index.chunks), "upload_cold_ttft_s": med(colds), "upload_warm_ttft_s": med(warm),
+    out = {"upload_corpus_chunks": len(pipeline.index.chunks), "upload_cold_ttft_s": cold, "upload_warm_ttft_s": med(warm),
            "upload_after_state_misses": missed,
            "upload_after_ttft_s": med(after), "upload_states_s": warm_states_s, "upload_states_computed": computed,
            "upload_questions": [len(old), len(after)]}
@@ -396,12 +387,17 @@ def bench_scale(n_chunks: int, docs_dir: Path, milvus_settings=None, queries: in
         return out
 
 
-def _synthetic_corpus(tmp: Path, n_chunks: int, docs_dir: Path, rng: random.Random) -> tuple[Path, list[str]]:
+def _sentences(docs_dir: Path) -> list[str]:
+    """Every sentence of the documents folder (what synthetic filler is made of)."""
     from .documents import load_folder
     from .text import sentence_spans
 
     docs, _ = load_folder(docs_dir)
-    sentences = [d.text[s:e] for d in docs for s, e in sentence_spans(d.text)]
+    return [d.text[s:e] for d in docs for s, e in sentence_spans(d.text)]
+
+
+def _synthetic_corpus(tmp: Path, n_chunks: int, docs_dir: Path, rng: random.Random) -> tuple[Path, list[str]]:
+    sentences = _sentences(docs_dir)
     folder = tmp / "docs"
     folder.mkdir()
     per_file = 1000

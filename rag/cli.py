@@ -146,13 +146,12 @@ def terminal_progress(stream=None):
     from tqdm import tqdm
 
     bars: dict[str, tqdm] = {}
-    units = {"files": "files", "chunks": "chunks"}
 
     def progress(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)
         if bar is None:
             bar = bars[stage] = tqdm(total=total, desc=f"{'reading' if stage == 'files' else 'embedding'}",
-                                     unit=f" {units.get(stage, stage)}", file=stream, leave=True, dynamic_ncols=True)
+                                     unit=f" {stage}", file=stream, leave=True, dynamic_ncols=True)
         bar.total = total
         bar.update(done - bar.n)
 

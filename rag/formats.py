@@ -115,6 +115,17 @@ def table_row(cells, header=None) -> str:
     return " | ".join(v for v in values if v)
 
 
+def table_text(rows) -> str:
+    """A document table (Word, slides, OpenDocument) as lines: its first row is the header line, each
+    other row is "Header: value; ...".
+
+    >>> table_text([["Item", "Amount"], ["Training", "31,000"]])
+    'Item | Amount\\nItem: Training; Amount: 31,000'
+    """
+    header = rows[0] if rows else None
+    return "\n".join(filter(None, [table_row(header)] + [table_row(r, header) for r in rows[1:]]))
+
+
 def _cell(value) -> str:
     if value is None:
         return ""
@@ -219,8 +230,7 @@ def _docx(raw: bytes) -> Extracted:
     for item in document.iter_inner_content():
         if isinstance(item, Table):
             rows = [[c.text for c in row.cells] for row in item.rows]
-            header = rows[0] if rows else None
-            out.add("\n".join(filter(None, [table_row(header)] + [table_row(r, header) for r in rows[1:]])))
+            out.add(table_text(rows))
             continue
         style = (item.style.name if item.style is not None else "") or ""
         if style.startswith("Heading") or style == "Title":
@@ -248,8 +258,7 @@ def _pptx(raw: bytes) -> Extracted:
                 out.add(shape.text_frame.text)
             elif getattr(shape, "has_table", False) and shape.has_table:
                 rows = [[c.text for c in row.cells] for row in shape.table.rows]
-                header = rows[0] if rows else None
-                out.add("\n".join(filter(None, [table_row(header)] + [table_row(r, header) for r in rows[1:]])))
+                out.add(table_text(rows))
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
             notes = slide.notes_slide.notes_text_frame.text.strip()
             if notes:
@@ -314,13 +323,13 @@ def _epub(raw: bytes) -> Extracted:
         items = {e.get("id"): e.get("href") for e in opf.iter() if e.tag.endswith("}item")}
         spine = [e.get("idref") for e in opf.iter() if e.tag.endswith("}itemref")]
         title = next((e.text or "" for e in opf.iter() if e.tag.endswith("}title")), "")
+        from .documents import decode_text  # here: documents imports this module
+
         out = _Builder()
         for n, idref in enumerate(spine, start=1):
             href = items.get(idref)
             if not href:
                 continue
-            from .documents import decode_text
-
             text, heading = html_text(decode_text(z.read(base + href))[0])
             first_line = text.split("\n", 1)[0] if text else ""
             out.mark(f"chapter {n}" + (f" “{_short(heading or first_line)}”" if (heading or first_line) else ""))
@@ -355,8 +364,7 @@ def _odf_blocks(element, out: _Builder) -> None:
         elif child.tag == f"{{{_ODF_TABLE}}}table":
             rows = [[_odf_inline(cell) for cell in row if cell.tag.endswith("}table-cell")]
                     for row in child.iter(f"{{{_ODF_TABLE}}}table-row")]
-            header = rows[0] if rows else None
-            out.add("\n".join(filter(None, [table_row(header)] + [table_row(r, header) for r in rows[1:]])))
+            out.add(table_text(rows))
         else:
             _odf_blocks(child, out)  # sections, lists and frames hold paragraphs
 

@@ -567,20 +567,18 @@ class Pipeline:
             passages = select_passages(hits, question, index.bm25.idf_of, self.settings.passage_chars, context=query)
         return index, hits, self._located(within_budget(passages, self._passage_tokens, budget))
 
-    def _located(self, passages: Sequence[Passage]) -> list[Passage]:
-        """Passages with where in their file each begins (the document's location map: page, slide, sheet)."""
+    def _location(self, source: str, offset: int) -> str:
+        """Where in its file an offset of a document is (its location map: page, slide, sheet; "" if none)."""
         from .formats import location_at
 
-        docs = self.index.documents
-        return [replace(p, location=location_at(docs.get(p.hit.chunk.source, {}).get("locations", ()), p.start))
-                for p in passages]
+        return location_at(self.index.documents.get(source, {}).get("locations", ()), offset)
+
+    def _located(self, passages: Sequence[Passage]) -> list[Passage]:
+        """Passages with where in their file each begins."""
+        return [replace(p, location=self._location(p.hit.chunk.source, p.start)) for p in passages]
 
     def _cited_locations(self, answer: Answer) -> Answer:
-        from .formats import location_at
-
-        docs = self.index.documents
-        citations = tuple(replace(c, location=location_at(docs.get(c.source, {}).get("locations", ()), c.start))
-                          for c in answer.citations)
+        citations = tuple(replace(c, location=self._location(c.source, c.start)) for c in answer.citations)
         return replace(answer, citations=citations)
 
     def _passage_tokens(self, text: str) -> int:
