@@ -101,7 +101,7 @@ def _chat_panel(examples: list[str]):
                 stop = gr.Button("Stop", scale=1, elem_id="stop")
         with gr.Column(scale=2):
             gr.Markdown("### Sources")
-            sources = gr.HTML("<p>The passages used for the answer will appear here.</p>", elem_id="sources")
+            sources = gr.HTML(_NO_SOURCES, elem_id="sources")
     return chat, box, send, stop, sources
 
 

@@ -86,9 +86,9 @@ class Generator(ABC):
         """P("Yes") / (P("Yes") + P("No")) for the first token of the reply to `messages`.
 
         `grounding.blocks`, when given, is the same prompt cut at its passage (engines that reuse saved
-        passage states compute only the rest). `hidden`, when given, gets the model's final-layer hidden
-        state at the prompt's last token (a float32 array) from engines that can read it: what a
-        trained probe reads (`rag/probe.py`).
+        passage states compute only the rest). `hidden`, when given, gets the model's hidden
+        states at the prompt's last token (one float32 array) from engines that can read them: what a
+        probe is trained on (`eval/probe_study.py`).
 
         None when the engine cannot read its next-token distribution (then no model check is made).
         """

@@ -203,7 +203,7 @@ class LlamaCppGenerator(Generator):
 
         llama.cpp re-uses the KV cache of the longest prefix it holds already, and with passage states
         (`grounding.blocks`) the passage's saved state: only the tokens after the passage
-        are evaluated. `hidden`, when given, gets the final layer's state at the prompt's last token.
+        are evaluated. `hidden`, when given, gets the layer outputs at the prompt's last token (`_LayerTaps`).
         """
         from llama_cpp import LogitsProcessorList
 
@@ -232,7 +232,7 @@ class LlamaCppGenerator(Generator):
         return yes_share(seen[0], self._answer_token_ids())
 
     def _last_hidden_state(self):
-        """Hidden states at the last token in the cache: the outputs of a few layers (`PROBE_LAYERS`), each
+        """Hidden states at the last token in the cache: the outputs of a few layers (`PROBE_FRACTIONS`), each
         the size of the model's embedding, joined into one float32 array.
 
         llama.cpp hands out a layer's output through its graph callback (`cb_eval`, set when the context
