@@ -35,7 +35,7 @@ ALL_SIGNALS = (
     "lp_mean", "lp_min", "lp_answer", "lp_first", "verbatim", "memory_agrees", "memory_unstated",
     "cos_claim_span", "cos_question_span", "cos_question_claim",
     "best_dense", "keyword_overlap", "cited_rank", "cited_dense", "cited_keyword_share", "cited_margin",
-    "asked_terms", "asked_names", "p_answerable",
+    "asked_terms", "asked_names", "p_answerable", "choice_cited", "choice_top_cited", "choice_answer", "choice_max",
 )
 # The signals the shipped calibrator combines: chosen by forward selection on held-out AUC (each corpus
 # predicted by a fit without it) over the seed questions, Super Bowl (+ --drop-gold), the TimeQA snippets

@@ -32,8 +32,8 @@ from .errors import DocumentError, GenerationError, QuestionError, RagError
 from .generation import Generator, Grounding, Usage, make_generator
 from .terms import content_words
 from .citations import claim_text, find_markers
-from .prompting import (quoted, block_texts, build_answerable_blocks, build_blocks, build_messages, build_verify_blocks,
-                        load_prompt, render, select_passages, whole_chunks)
+from .prompting import (quoted, block_texts, build_answerable_blocks, build_blocks, build_choice_blocks, build_messages,
+                        build_verify_blocks, load_prompt, render, select_passages, whole_chunks)
 from .records import Answer, Hit, Passage, Scope, Timings
 from .retrieval import HybridRetriever
 from .settings import Settings
@@ -79,6 +79,7 @@ class _Turn:
     retrieve_ms: float
     best_dense: float | None = None  # the retrieval floor's figures (None: passages given, not retrieved)
     keyword_overlap: float | None = None
+    blocks: object = None  # the answer prompt as head, passage blocks and tail (with passage states)
 
 
 # The instruction's extra line with the setting `quote_first` (checked by answering.quote_problem).
@@ -367,6 +368,7 @@ class Pipeline:
         """Everything after the passages are chosen: fit the prompt, stream the reply, check it, finish."""
         question, history, query, qid, t0 = turn.question, turn.history, turn.query, turn.qid, turn.t0
         messages, passages, blocks = self._fit_prompt(question, passages, history, max_new_tokens)
+        turn = replace(turn, blocks=blocks)
         usage, pieces, ttft = Usage(), [], None
         grounding = Grounding(question, tuple(p.text for p in passages), blocks)
         with self._count_lock:
@@ -459,11 +461,13 @@ class Pipeline:
         memory = costs.timed("memory", self._memory_reply, turn.question, stop_event) if self.settings.memory_check else None
         answerable = costs.timed("p_answerable", self._answerability, turn.question, number, passages, stop_event) \
             if self._asks_answerability else None
+        choice = costs.timed("sentence_choice", self._sentence_choice, turn, passages, cited, loose.short_answer,
+                             stop_event) if self._asks("sentence_choice", "choice_") else {}
         cosines = costs.timed("embeddings", embedding_signals, self.embedder, turn.question, claim_text(first), span) \
             if span else {}
         return merged(
             loose.signals or {}, veto_signals(vetoed.abstain_reason), {"p_yes": p_yes},
-            {"p_answerable": answerable} if answerable is not None else {},
+            {"p_answerable": answerable} if answerable is not None else {}, choice,
             reply_signals(usage.token_logprobs, raw, loose.short_answer),
             memory_signals(memory, loose.short_answer, span), cosines,
             retrieval_signals(passages, number, turn.best_dense, turn.keyword_overlap),
@@ -473,8 +477,27 @@ class Pipeline:
     @property
     def _asks_answerability(self) -> bool:
         """The answerability check runs when asked for (eval records it) or when the calibrator weighs it."""
+        return self._asks("answerability_check", "p_answerable")
+
+    def _asks(self, setting: str, signal: str) -> bool:
+        """Whether an optional check runs: its setting is on, or the calibrator weighs a signal it gives."""
         calibrator = self.calibrator
-        return self.settings.answerability_check or (calibrator is not None and "p_answerable" in calibrator.names)
+        return getattr(self.settings, setting) or (
+            calibrator is not None and any(n.startswith(signal) for n in calibrator.names))
+
+    def _sentence_choice(self, turn: "_Turn", passages, cited, short: str, stop_event) -> dict[str, float]:
+        """The model's constrained choice of the passages' sentence that answers (`signals.choice_signals`)."""
+        from .signals import choice_options, choice_signals
+
+        options = choice_options(passages)
+        if not options or (stop_event is not None and stop_event.is_set()):
+            return {}
+        answer_blocks = turn.blocks if turn.blocks is not None else build_blocks(turn.question, passages)
+        blocks = build_choice_blocks(turn.question, answer_blocks)
+        grounding = Grounding(turn.question, tuple(p.text for p in passages),
+                              blocks if self.generator.reuses_passage_states else None)
+        shares = self.generator.choice_shares(blocks.messages(), [o[3] for o in options], grounding)
+        return choice_signals(shares, options, passages, cited, short)
 
     def _answerability(self, question: str, number: int | None, passages, stop_event) -> float | None:
         """The model's P(yes) that passage `number` answers the question (no claim in the prompt)."""

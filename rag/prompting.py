@@ -11,7 +11,7 @@ Every passage is a contiguous span of its document, so a citation of it has exac
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources import files
 from string import Template
 from typing import Callable, Sequence
@@ -229,6 +229,22 @@ def build_answerable_blocks(question: str, passage_text: str) -> PromptBlocks:
     user = render(load_prompt("answerable_blocks.txt"), question=question, passages=_CUT)
     head, tail = user.strip().split(_CUT)
     return PromptBlocks(load_prompt("system.txt").strip(), head, ("[1]\n",), (quoted(passage_text),), tail)
+
+
+def build_choice_blocks(question: str, answer_blocks: PromptBlocks) -> PromptBlocks:
+    """Which sentence answers the question? (`prompts/choose_sentence_blocks.txt`): the answer prompt's own
+    head and passage blocks with another tail, so with passage states only the tail is computed.
+
+    >>> from .records import Chunk, Hit
+    >>> a = build_blocks("Why?", whole_chunks([Hit(Chunk("a#0", "a", 0, 5, "Rain."), 1.0, 1)]))
+    >>> c = build_choice_blocks("Why?", a)
+    >>> c.blocks == a.blocks and c.head == a.head, c.tail.strip().splitlines()[0]
+    (True, 'Question: Why?')
+    """
+    user = render(load_prompt("choose_sentence_blocks.txt"), question=question, passages=_CUT)
+    head, tail = user.strip().split(_CUT)
+    assert head == answer_blocks.head, "the choice prompt must start like the answer prompt"
+    return replace(answer_blocks, tail=tail)
 
 
 def block_texts(chunk_texts: Sequence[str]) -> tuple[str, tuple[str, ...]]:

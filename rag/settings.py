@@ -192,6 +192,10 @@ class Settings:
     # (one more P(yes), ~0.5 s; signal `p_answerable`). Asked whenever the calibrator weighs it (the
     # packaged one does: docs/decision.md); true asks it for every answer with signals (eval does).
     answerability_check: bool = False
+    # The sentence choice: the model, constrained to the passages' literal sentences, picks the one that
+    # answers (the answer prompt's passage states plus one instruction and a few tokens; signals
+    # `choice_*`). Asked whenever the calibrator weighs it; true asks it for every answer with signals.
+    sentence_choice: bool = False
 
     # --- limits on input
     max_question_chars: int = 2000

@@ -185,6 +185,46 @@ def question_term_signals(question: str, passage: Passage | None) -> dict[str, f
     return out
 
 
+def choice_options(passages: Sequence[Passage], limit: int = 40) -> list[tuple[int, int, int, str]]:
+    """The sentences a constrained choice may copy: (passage number, start, end, text), offsets into the
+    passage's text, in prompt order (at most `limit`; inner whitespace made single, as a copy would be)."""
+    from .text import sentence_spans
+
+    out = []
+    for p in passages:
+        for s, e in sentence_spans(p.text):
+            text = " ".join(p.text[s:e].split())
+            if len(text) > 1:
+                out.append((p.number, s, e, text))
+    return out[:limit]
+
+
+def choice_signals(shares: Sequence[float] | None, options: Sequence[tuple[int, int, int, str]],
+                   passages: Sequence[Passage], cited, short: str) -> dict[str, float]:
+    """The model's own choice of the sentence that answers, constrained to the passages' sentences.
+
+    `cited` is the first claim's citation (None: none). `choice_cited`: the share of the choice on the
+    sentences the cited span overlaps; `choice_top_cited`: 1 when the most likely sentence is one of
+    them; `choice_answer`: the share on sentences that hold the short answer word for word;
+    `choice_max`: the most likely sentence's share (how sure the model is that one sentence answers).
+    A claim cited to a sentence the model itself would not pick is suspect.
+    """
+    if not shares or len(shares) != len(options):
+        return {}
+    by_number = {p.number: p for p in passages}
+    marked = []
+    for number, s, e, _ in options:
+        p = by_number.get(number)
+        hit = (cited is not None and p is not None and cited.marker == number and cited.source == p.hit.chunk.source
+               and p.start + s < cited.end and p.start + e > cited.start)
+        marked.append(hit)
+    answer = normalize_answer(short)
+    holds = [bool(answer) and f" {answer} " in f" {normalize_answer(text)} " for *_, text in options]
+    top = max(range(len(shares)), key=lambda i: shares[i])
+    return {"choice_cited": sum(x for x, m in zip(shares, marked) if m), "choice_top_cited": float(marked[top]),
+            "choice_answer": sum(x for x, h in zip(shares, holds) if h), "choice_max": max(shares)}
+
+
 def merged(*parts: Mapping[str, float]) -> dict[str, float]:
     """The signals of several readers in one mapping (finite values only)."""
     out: dict[str, float] = {}

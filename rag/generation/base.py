@@ -94,6 +94,70 @@ class Generator(ABC):
         """
         return None
 
+    def choice_shares(self, messages: list[dict], options: Sequence[str],
+                      grounding: Grounding | None = None) -> list[float] | None:
+        """How likely the model's reply to `messages` is each of `options`, word for word (a share each).
+
+        The reply is constrained to the options' literal text, as a grammar of alternatives would: at each
+        token only those continuing some option are allowed, and their probabilities are renormalised
+        (`constrained_shares`). None when the engine cannot read its next-token distribution.
+        """
+        return None
+
+
+def constrained_shares(options: Sequence[Sequence[int]], next_logits, end: int | None = None,
+                       max_reads: int = 8) -> list[float]:
+    """P(reply = option) for each token sequence, when decoding may only continue one of `options`.
+
+    `next_logits(prefix)` gives the next-token logits after the reply's first tokens `prefix` (a tuple;
+    `()` is the prompt itself). At each prefix the allowed tokens are those that continue some option
+    (and `end`, the end of the reply, for an option that stops there); their softmax, renormalised over
+    them, splits the prefix's mass. Prefixes are expanded most probable first; once one option is left
+    it takes the whole mass, and after `max_reads` logit reads a prefix's mass is split evenly among the
+    options under it (an estimate where the model was not asked). Identical options share their mass.
+
+    >>> table = {(): {1: 0.0, 2: 0.0}, (1,): {3: 2.0, 4: 0.0}}
+    >>> def logits(prefix):
+    ...     row = [-50.0] * 6
+    ...     for t, v in table[prefix].items():
+    ...         row[t] = v
+    ...     return row
+    >>> [round(p, 3) for p in constrained_shares([(1, 3), (1, 4), (2, 5)], logits)]
+    [0.44, 0.06, 0.5]
+    """
+    import heapq
+
+    import numpy as np
+
+    shares = [0.0] * len(options)
+    frontier = [(-1.0, (), tuple(range(len(options))))]
+    reads = 0
+    while frontier:
+        negative, prefix, members = heapq.heappop(frontier)
+        mass, depth = -negative, len(prefix)
+        distinct = {tuple(options[i]) for i in members}
+        if len(distinct) == 1 or reads >= max_reads:
+            for i in members:
+                shares[i] += mass / len(members)
+            continue
+        logits = np.asarray(next_logits(prefix), dtype=np.float64)
+        reads += 1
+        groups: dict[int, list[int]] = {}
+        for i in members:  # -1: the options that end at this prefix
+            groups.setdefault(options[i][depth] if len(options[i]) > depth else -1, []).append(i)
+        keys = list(groups)
+        stop = logits[end] if end is not None else logits.max() - 20.0
+        values = np.array([logits[t] if t >= 0 else stop for t in keys])
+        weights = np.exp(values - values.max())
+        weights /= weights.sum()
+        for token, w in zip(keys, weights):
+            if token < 0:
+                for i in groups[token]:
+                    shares[i] += mass * float(w) / len(groups[token])
+            else:
+                heapq.heappush(frontier, (-mass * float(w), prefix + (token,), tuple(groups[token])))
+    return shares
+
 
 def greedy_logprob(logits) -> tuple[int, float]:
     """The greedy token of a next-token distribution and its log-probability (log-softmax at the argmax)."""

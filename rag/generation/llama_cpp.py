@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 from ..errors import GenerationError, ModelError
 from ..models import ModelRef, verify
-from .base import Generator, Grounding, Usage, greedy_logprob, yes_share
+from .base import Generator, Grounding, Usage, constrained_shares, greedy_logprob, yes_share
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,49 @@ class LlamaCppGenerator(Generator):
             if state is not None:
                 hidden.append(state)
         return yes_share(seen[0], self._answer_token_ids())
+
+    def choice_shares(self, messages: list[dict], options: Sequence[str],
+                      grounding: Grounding | None = None) -> list[float] | None:
+        """Each option's share of the reply constrained to the options' literal text (`constrained_shares`).
+
+        The prompt is read once (from passage states when `grounding.blocks` allows), then each further
+        prefix costs one token: llama.cpp keeps the prompt's cache and evaluates only what follows it.
+        """
+        from llama_cpp import LogitsProcessorList
+
+        llm = self.llm
+        seen: list = []
+        prompt: list[int] = []
+
+        def grab(input_ids, scores):
+            seen.append((input_ids, scores.copy()))
+            return scores
+
+        one = dict(max_tokens=1, temperature=0.0, top_k=1, logits_processor=LogitsProcessorList([grab]))
+
+        def next_logits(prefix: tuple[int, ...]):
+            seen.clear()
+            try:
+                if prefix:
+                    llm.create_completion(prompt=prompt + list(prefix), **one)
+                else:
+                    tokens = self._prefilled_tokens(messages, grounding)
+                    if tokens is not None:
+                        llm.create_completion(prompt=tokens, **one)
+                    else:
+                        llm.create_chat_completion(messages=messages, **one)
+                    if seen:
+                        prompt[:] = [int(t) for t in seen[0][0]]  # the prompt as llama.cpp tokenized it
+            except ValueError as e:
+                raise GenerationError(f"generation failed: {e}") from None
+            if not seen:
+                raise GenerationError("generation failed: no logits were read")
+            return seen[0][1]
+
+        encoded = [tuple(llm.tokenize(o.encode("utf-8"), add_bos=False, special=False)) for o in options]
+        if not any(encoded):
+            return None
+        return constrained_shares(encoded, next_logits, end=llm.token_eos())
 
     def _last_hidden_state(self):
         """Hidden states at the last token in the cache: the outputs of a few layers (`PROBE_FRACTIONS`), each

@@ -107,6 +107,16 @@ class ReplayCache(Generator):
             hidden.append(unpack_vector(row["hidden"]))
         return row["p"]
 
+    def choice_shares(self, messages: list[dict], options, grounding: Grounding | None = None) -> list[float] | None:
+        key = "c:" + self.key(messages + [{"role": "options", "content": list(options)}], 0)
+        row = self._replies.get(key)
+        if row is None:
+            row = {"key": key, "shares": self.inner.choice_shares(messages, options, grounding)}
+            self._replies[key] = row
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        return row["shares"]
+
     def count_tokens(self, messages: list[dict]) -> int:
         return self.inner.count_tokens(messages)
 
