@@ -443,7 +443,7 @@ def _scale_milvus(settings, folder: Path, tmp: Path, embedder, faiss_index, qs: 
         from . import milvus_store
 
         milvus_store._drop(index.client, config)
-    else:  # Milvus Lite: what its files take on disk, for the README's sizing table
+    else:  # Milvus Lite: what its files take on disk, for the sizing table of docs/scale-out.md
         out["milvus_disk_bytes"] = sum(f.stat().st_size for f in (tmp / "milvus").rglob("*") if f.is_file())
     return out
 

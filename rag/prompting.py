@@ -208,7 +208,7 @@ def build_verify_blocks(claim: str, passage_text: str) -> PromptBlocks:
     The same system prompt, head and block as an answer prompt's first passage, so with passage states
     the passage's saved state is reused and only the claim and the instruction are computed. The question
     is left out: the rules check that the claim answers it, and its tokens cost time (measured: with it
-    1.17 s a check against 0.85 s, for a separation no better on the whole; see README).
+    1.17 s a check against 0.85 s, for a separation no better on the whole; docs/answer-check.md, "The model check").
 
     >>> b = build_verify_blocks("Denver won.", "Denver won the game.")
     >>> b.head == build_blocks("", []).head and b.markers == ("[1]\\n",)

@@ -114,10 +114,10 @@ class Settings:
     # 2.61 s to compute a state. Not yet measured on a full eval, so f16 stays the default.
     kv_cache_type: str = "f16"
     # Tell the model the kind of answer the question wants ("The answer is a date or a time."), from the
-    # question's first words (rag/answer_type.py). See README, "Reader experiments", for its measurement.
+    # question's first words (rag/answer_type.py). See docs/experiments.md, "Reader experiments".
     answer_hint: bool = False
     # Ask the model to quote, word for word, the sentence that states its answer before answering; a
-    # quotation that is not in the passages abstains (rag/answering.py). Measured in README, "Reader experiments".
+    # quotation that is not in the passages abstains (rag/answering.py). Measured in docs/experiments.md, "Reader experiments".
     quote_first: bool = False
     max_new_tokens: int = 160
     temperature: float = 0.0
@@ -128,13 +128,13 @@ class Settings:
     # When an answer stands (rag/judge.py). A sentence of the answer is kept only if one sentence (or two
     # adjacent ones) of a passage holds at least `min_support` of its new content words and all its names
     # and numbers, and the question's words (IDF-weighted) occur there or one sentence away with a share
-    # of at least `min_coverage` (the abstention knob: higher abstains more; see README for the curve).
+    # of at least `min_coverage` (the abstention knob: higher abstains more; docs/answer-check.md has the trade-off).
     # Measured 2026-11-29 on recorded replies (answerable right / abstention recall): these defaults give
     # seed questions 11/15 / 0.792, squad2-rhine 0.618 / 0.533, Super Bowl 0.407; min_coverage 0.6 with
     # min_restated 0.7 and max_unmentioned_words 1 give 11/15 / 0.938, 0.555 / 0.622, 0.300; min_coverage 0
     # with asked_near "off" gives 11/15 / 0.208, 0.709 / 0.244, 0.593. The defaults are the middle. (These
     # figures predate the owner, when_event and max_restated_absent rules: with them, seed questions 11/15 /
-    # 0.958, squad2-rhine 0.545 / 0.667, Super Bowl 0.380; README, "Rules added the night of 2026-11-29".)
+    # 0.958, squad2-rhine 0.545 / 0.667, Super Bowl 0.380; docs/answer-check.md, "What each rule costs and buys".)
     min_support: float = 0.5
     min_coverage: float = 0.5
     min_restated: float = 0.0  # the same share for the question's words the answer repeats ("the closing speech")
@@ -158,7 +158,7 @@ class Settings:
     # sentence (prompts/verify_blocks.txt; with passage states, that passage's saved state is reused: ~0.9 s
     # on a 2-core CPU)? Abstain when P(yes) < min_model_yes. 0 disables the decision; model_check=false
     # skips the call (without passage states the passage is prefilled whole: seconds on a CPU). 0.4 measured
-    # on recorded replies (README): seed questions' abstention recall 0.833 -> 0.896 at no loss, squad2-rhine
+    # on recorded replies (docs/answer-check.md, "The model check"): seed questions' abstention recall 0.833 -> 0.896 at no loss, squad2-rhine
     # 0.433 -> 0.589 for 0.019 of its answerable questions, Super Bowl -0.026.
     model_check: bool = True
     min_model_yes: float = 0.4
