@@ -1,7 +1,7 @@
 """The chat in the browser: `python ui.py [--port 7860] [--host 127.0.0.1] [--docs seeds] [--index index]`.
 
 A thin Gradio wrapper around `rag.Pipeline`: it streams the pipeline's events into the page and
-renders them with `rag.present`. It holds no retrieval or prompting logic.
+renders them with `rag.app.present`. It holds no retrieval or prompting logic.
 """
 
 import argparse
@@ -16,13 +16,13 @@ from pathlib import Path
 import gradio as gr
 
 from rag.options import settings_from_args
-from rag.documents import SUPPORTED_SUFFIXES
+from rag.ingest.documents import SUPPORTED_SUFFIXES
 from rag.errors import RagError
 from rag.pipeline import Done, Pipeline, Retrieved, Token
-from rag.present import CSS, answer_markdown, plain_markdown, provisional_markdown, sources_html
+from rag.app.present import CSS, answer_markdown, plain_markdown, provisional_markdown, sources_html
 from rag.questions import QUESTIONS_FILE, folder_questions, question_texts
 from rag.settings import Settings
-from rag.transcript import appended, browser_secret, chat_messages, history_of, transcript_markdown, turn_record
+from rag.app.transcript import appended, browser_secret, chat_messages, history_of, transcript_markdown, turn_record
 
 log = logging.getLogger("ui")
 
@@ -61,7 +61,7 @@ def build_app(pipeline: Pipeline, examples: list[str] | None = None):
         chat, box, send, stop, sources = _chat_panel(examples)
         within = gr.Dropdown(choices=sorted(pipeline.index.documents), value=[], multiselect=True,
                              label="Search within", info="Leave empty to search every document.", elem_id="within")
-        # The chat, kept in this browser across reloads and server restarts (rag/transcript.py).
+        # The chat, kept in this browser across reloads and server restarts (rag/app/transcript.py).
         saved = gr.BrowserState([], storage_key="local-rag-chat", secret=browser_secret(s.index_dir))
         with gr.Row():
             clear = gr.Button("Clear chat", size="sm", elem_id="clear")
@@ -395,11 +395,11 @@ def main(argv=None) -> int:
 
 
 def _server(app, pipeline: Pipeline, args, auth, settings: Settings):
-    """One web server for the page and the OpenAI chat API (`rag/openai_server.py`) beside it."""
+    """One web server for the page and the OpenAI chat API (`rag/app/openai_server.py`) beside it."""
     import uvicorn
     from fastapi import FastAPI
 
-    from rag import openai_server
+    from rag.app import openai_server
 
     root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     openai_server.install(root, pipeline, auth)

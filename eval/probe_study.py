@@ -25,11 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.calibrate import SIGNALS  # noqa: E402
-from rag.calibration import fit  # noqa: E402
+from rag.evaluation.calibrate import SIGNALS  # noqa: E402
+from rag.answer.calibration import fit  # noqa: E402
 from rag.generation.llama_cpp import PROBE_FRACTIONS  # noqa: E402
 from rag.generation.replay import unpack_vector  # noqa: E402
-from rag.risk import auc  # noqa: E402
+from rag.answer.risk import auc  # noqa: E402
 
 PENALTIES = (1e-4, 1e-3, 1e-2)  # scikit-learn's C: the inverse of the L2 weight
 

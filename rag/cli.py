@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=19530, help="port (default: 19530)")
     add_common_options(p)
 
-    from . import bench, calibrate, evaluate  # noqa: F401  (their parsers live beside their code)
+    from .evaluation import bench, calibrate, evaluate  # noqa: F401  (their parsers live beside their code)
 
     evaluate.add_parser(sub)
     calibrate.add_parser(sub)
@@ -107,7 +107,7 @@ def _pipeline(args, build: bool = True):
 
 def cmd_index(args) -> int:
     from .pipeline import Pipeline
-    from .embedding import make_embedder
+    from .store.embedding import make_embedder
 
     settings = settings_from_args(args)
     pipeline = Pipeline(settings, make_embedder(settings.embedder, Path(settings.cache_dir)))
@@ -268,7 +268,7 @@ def print_answer(answer) -> None:
 
 
 def cmd_milvus_serve(args) -> int:
-    from . import milvus_conn
+    from .store.milvus import connect as milvus_conn
 
     settings = settings_from_args(args)
     uri = milvus_conn.resolve_uri(settings.milvus_uri, settings.index_dir)

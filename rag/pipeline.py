@@ -22,22 +22,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from . import answer_type
-from .answering import (NOT_FOUND, Policy, abstain_early, finish, first_supported_claim, retrieval_evidence,
-                        with_model_check)
-from .embedding import Embedder, make_embedder
-from .evidence import Budget, pack_sizes, within_budget
-from .documents import load_file
+from .answer import answer_type
+from .answer.answering import (NOT_FOUND, Policy, abstain_early, finish, first_supported_claim, retrieval_evidence,
+                               with_model_check)
+from .store.embedding import Embedder, make_embedder
+from .answer.evidence import Budget, pack_sizes, within_budget
+from .ingest.documents import load_file
 from .errors import DocumentError, GenerationError, QuestionError, RagError
 from .generation import Generator, Grounding, Usage, make_generator
-from .terms import content_words
-from .citations import claim_text, find_markers
-from .prompting import (quoted, block_texts, build_answerable_blocks, build_blocks, build_choice_blocks, build_messages,
-                        build_verify_blocks, load_prompt, render, select_passages, whole_chunks)
+from .language.terms import content_words
+from .answer.citations import claim_text, find_markers
+from .answer.prompting import (quoted, block_texts, build_answerable_blocks, build_blocks, build_choice_blocks, build_messages,
+                               build_verify_blocks, load_prompt, render, select_passages, whole_chunks)
 from .records import Answer, Hit, Passage, Scope, Timings
-from .retrieval import HybridRetriever
+from .retrieval.hybrid import HybridRetriever
 from .settings import Settings
-from .store import Index, UpdateReport, load_index, settings_signature, update_index
+from .store.index import Index, UpdateReport, load_index, settings_signature, update_index
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ QUOTE_FIRST = ('Write two lines: first "Quote:" and the one sentence of the pass
                'copied word for word in double quotation marks; then "Answer:" and the answer.')
 
 
-# The memory test: the question alone, answered in a few words (rag/signals.py, memory_signals).
+# The memory test: the question alone, answered in a few words (rag/answer/signals.py, memory_signals).
 MEMORY_SYSTEM = "You answer questions from general knowledge, in a few words."
 MEMORY_TOKENS = 16
 
@@ -117,7 +117,7 @@ class Pipeline:
         if build:
             pipeline.update_index()
         elif settings.store == "milvus":
-            from .milvus_store import MilvusConfig, open_milvus_index
+            from .store.milvus.update import MilvusConfig, open_milvus_index
 
             config = MilvusConfig.from_settings(settings)
             pipeline.index = open_milvus_index(config, embedder, settings.chunk_size, settings.chunk_overlap)
@@ -152,7 +152,7 @@ class Pipeline:
         """The store the settings name: FAISS files in index_dir (default) or a Milvus collection."""
         s = self.settings
         if s.store == "milvus":
-            from .milvus_store import MilvusConfig, update_milvus_index
+            from .store.milvus.update import MilvusConfig, update_milvus_index
 
             return update_milvus_index(s.docs_dir, self.embedder, s.chunk_size, s.chunk_overlap, MilvusConfig.from_settings(s),
                                        exact_max=s.exact_search_max, max_file_mb=s.max_file_mb, force=force,
@@ -442,11 +442,11 @@ class Pipeline:
 
     def _signals(self, turn: "_Turn", vetoed: Answer, loose: Answer, raw: str, passages, usage: Usage,
                  stop_event, costs: "_Costs", ruled: Answer, state: list | None = None):
-        """Every signal of `rag.signals` for the attached answer `loose` (`ruled`: the rules' answer before
+        """Every signal of `rag.answer.signals` for the attached answer `loose` (`ruled`: the rules' answer before
         the model check's verdict, whose P(yes) and hidden `state` are reused when it is the same claim),
         and the model check's hidden state for that claim (None when it was not read)."""
-        from .signals import (embedding_signals, memory_signals, merged, question_term_signals, reply_signals,
-                              retrieval_signals, veto_signals)
+        from .answer.signals import (embedding_signals, memory_signals, merged, question_term_signals, reply_signals,
+                                     retrieval_signals, veto_signals)
 
         first = first_supported_claim(loose.answer)
         if not ruled.abstained and first_supported_claim(ruled.answer) == first:
@@ -487,7 +487,7 @@ class Pipeline:
 
     def _sentence_choice(self, turn: "_Turn", passages, cited, short: str, stop_event) -> dict[str, float]:
         """The model's constrained choice of the passages' sentence that answers (`signals.choice_signals`)."""
-        from .signals import choice_options, choice_signals
+        from .answer.signals import choice_options, choice_signals
 
         options = choice_options(passages)
         if not options or (stop_event is not None and stop_event.is_set()):
@@ -529,7 +529,7 @@ class Pipeline:
         with a warning (`python -m rag calibrate` fits one for these models).
         """
         if not hasattr(self, "_calibrator"):
-            from .calibration import load_calibrator
+            from .answer.calibration import load_calibrator
 
             calibrator = load_calibrator(self.settings.calibrator)
             fitted = (calibrator.fitted_on.get("models") or {}) if calibrator is not None else {}
@@ -592,7 +592,7 @@ class Pipeline:
 
     def _location(self, source: str, offset: int) -> str:
         """Where in its file an offset of a document is (its location map: page, slide, sheet; "" if none)."""
-        from .formats import location_at
+        from .ingest.formats import location_at
 
         return location_at(self.index.documents.get(source, {}).get("locations", ()), offset)
 

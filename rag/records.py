@@ -166,7 +166,7 @@ class Answer:
     dropped_markers: tuple[int, ...] = ()  # markers that named no given passage
     model_check: float | None = None  # the model's P(Yes) that its reply is stated in the passages
     quoted: str | None = None  # the sentence the reply quoted first (setting `quote_first`); None otherwise
-    # The calibrated answer decision (rag/calibration.py): its signals, P(the answer is right), and what
+    # The calibrated answer decision (rag/answer/calibration.py): its signals, P(the answer is right), and what
     # the rules alone (the vetoes) would have done with the same reply.
     signals: dict[str, float] | None = None
     confidence: float | None = None

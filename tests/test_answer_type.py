@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer_type import expected, problem
+from rag.answer.answer_type import expected, problem
 
 
 @pytest.mark.parametrize("question, kind", [

@@ -54,7 +54,7 @@ def test_bench_uses_the_seed_questions_for_the_seeds_only(fake_env, capsys, tmp_
 @pytest.mark.models
 def test_decode_passes_give_the_drafting_bound_from_measured_passes(fake_settings, model_cache):
     """The bench's proof that drafting cannot reach a target: pass costs, and the bound computed from them."""
-    from rag.bench import decode_passes
+    from rag.evaluation.bench import decode_passes
     from rag.pipeline import Pipeline
 
     settings = fake_settings.replace(engine="llama_cpp", generator="packaged:smollm2-135m-instruct", cache_dir=model_cache)
@@ -70,7 +70,7 @@ def test_decode_passes_give_the_drafting_bound_from_measured_passes(fake_setting
 def test_cold_time_to_first_token_starts_from_no_saved_state(fake_settings, model_cache):
     """bench's cold figure asks with an empty state store each time (every passage computed then), and
     leaves the store empty; the warm questions after it reuse what they saved."""
-    from rag.bench import _cold_ttft
+    from rag.evaluation.bench import _cold_ttft
     from rag.pipeline import Pipeline
 
     settings = fake_settings.replace(engine="llama_cpp", generator="packaged:smollm2-135m-instruct", cache_dir=model_cache)
@@ -90,8 +90,8 @@ def test_cold_time_to_first_token_starts_from_no_saved_state(fake_settings, mode
 def test_upload_figures_cold_warm_and_after_background_states(fake_settings, model_cache, tmp_path):
     """bench's upload measurement: a corpus of filler plus all documents but the last, cold and warm
     questions on it, then the last document uploaded, its states computed, and its questions asked."""
-    from rag.bench import bench_upload, print_table
-    from rag.embedding import make_embedder
+    from rag.evaluation.bench import bench_upload, print_table
+    from rag.store.embedding import make_embedder
 
     settings = fake_settings.replace(engine="llama_cpp", generator="packaged:smollm2-135m-instruct", cache_dir=model_cache)
     questions = ["What did the UK fund?", "Who delivered the opening speech at IMM6?"]

@@ -8,11 +8,11 @@ import random
 
 import pytest
 
-from rag.calibration import fit, load_calibrator, read, save
+from rag.answer.calibration import fit, load_calibrator, read, save
 from rag.errors import ModelError
 from rag.pipeline import Pipeline
-from rag.risk import aurc, coverage_at, risk_coverage, threshold_for, upper_bound
-from rag.signals import memory_signals, reply_signals, veto_signals
+from rag.answer.risk import aurc, coverage_at, risk_coverage, threshold_for, upper_bound
+from rag.answer.signals import memory_signals, reply_signals, veto_signals
 from rag.generation.echo import EchoGenerator
 
 from .conftest import ROOT, UK_DOC
@@ -62,7 +62,7 @@ def test_calibrator_file_round_trips_and_a_changed_file_is_refused(tmp_path):
 def test_packaged_calibrator_loads_and_matches_its_pinned_hash():
     c = load_calibrator("packaged")
     assert c is not None, "rag/data/calibrator.json is missing"
-    from rag.calibrate import SIGNALS
+    from rag.evaluation.calibrate import SIGNALS
 
     assert c.names == SIGNALS and len(c.heldout) > 100
     t = c.threshold(0.3)  # the default max_risk
@@ -81,7 +81,7 @@ def test_a_calibrator_fitted_for_other_models_leaves_the_decision_to_the_vetoes(
 
 def test_with_the_vetoes_deciding_an_answer_still_carries_its_confidence(fake_settings, tmp_path):
     rows, labels = _synthetic(100)
-    from rag.calibration import Calibrator
+    from rag.answer.calibration import Calibrator
 
     path = tmp_path / "cal.json"
     c = fit([{"p_yes": r["a"]} for r in rows], labels, ("p_yes",))
@@ -130,7 +130,7 @@ def test_signal_readers():
 
 def test_question_term_signals_read_the_questions_years_and_names_in_the_cited_chunk():
     from rag.records import Chunk, Hit, Passage
-    from rag.signals import question_term_signals
+    from rag.answer.signals import question_term_signals
 
     def passage(text, source="Arnolfini_Portrait.txt"):
         return Passage(1, Hit(Chunk("a#0", source, 0, len(text), text), 1.0, 1), 0, len(text), text)
@@ -194,7 +194,7 @@ def test_a_tampered_calibrator_is_a_one_line_error(fake_settings, tmp_path):
 
 
 def test_attach_keeps_a_first_claim_the_rules_reject_only_when_it_can_be_attached():
-    from rag.citations import check_answer
+    from rag.answer.citations import check_answer
     from rag.records import Chunk, Hit, Passage
 
     text = "The UK gave a grant of 1 million pounds. The project trained 1,936 people."
@@ -229,7 +229,7 @@ def test_eval_drop_gold_asks_without_the_gold_documents(fake_settings, tmp_path)
 def test_the_chat_shows_the_confidence_in_words_and_an_abstention_says_what_weighed_against(fake_settings):
     from dataclasses import replace
 
-    from rag.present import answer_markdown
+    from rag.app.present import answer_markdown
 
     a = Pipeline.from_settings(fake_settings.replace(decision="vetoes")).ask("What did the UK fund?")
     shown = answer_markdown(replace(a, confidence=0.55), 1)

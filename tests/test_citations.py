@@ -1,9 +1,9 @@
 import pytest
 
-from rag.answering import finish, short_answer
-from rag.citations import check_answer, find_markers, is_refusal, strip_markers
-from rag.judge import judge
-from rag.nlp import PACKAGED
+from rag.answer.answering import finish, short_answer
+from rag.answer.citations import check_answer, find_markers, is_refusal, strip_markers
+from rag.answer.judge import judge
+from rag.language.nlp import PACKAGED
 from rag.records import Chunk, Hit, Passage, Timings
 
 DOC = (
@@ -111,7 +111,7 @@ def test_numbers_in_another_form_are_supported_and_other_values_are_not():
 
 
 def test_number_values_oracle():
-    from rag.numbers import number_values
+    from rag.language.numbers import number_values
 
     assert number_values("1,936 people") == {"1936"}
     assert number_values("nine other contenders") == {"9"}
@@ -123,7 +123,7 @@ def test_number_values_oracle():
 def test_support_never_raises_on_odd_numbers_and_symbols():
     import random
 
-    from rag.numbers import is_number
+    from rag.language.numbers import is_number
 
     assert not is_number("2½") and not is_number("a1") and is_number("1,936") and is_number("third")
     assert judge("Davis had 5½ sacks.", "How many sacks?", _doc_passage("Davis compiled 5½ sacks.")).supported
@@ -162,6 +162,6 @@ def test_a_count_question_answered_without_a_number_abstains():
 ])
 def test_number_words_and_scales(text, values):
     """The cases a review found wrong ("twenty-one" gave {1, 20}, "half a million" nothing, "£1.2bn" {1.2})."""
-    from rag.numbers import number_values
+    from rag.language.numbers import number_values
 
     assert number_values(text) == values

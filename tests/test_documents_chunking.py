@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import chunk_document
-from rag.documents import load_file, load_folder
+from rag.ingest.chunking import chunk_document
+from rag.ingest.documents import load_file, load_folder
 from rag.errors import DocumentError
 
 from conftest import MEKONG_DOC, SEEDS, UK_DOC
@@ -181,8 +181,8 @@ PDF_PAGES = [
 
 def _check_offsets(docs_dir: Path, name: str, size: int, overlap: int) -> None:
     """Every chunk, from the splitter and from the saved index, is the document text at its offsets."""
-    from rag.embedding import HashingEmbedder
-    from rag.store import update_index
+    from rag.store.embedding import HashingEmbedder
+    from rag.store.index import update_index
 
     doc = load_file(docs_dir / name, name)
     chunks = chunk_document(doc, size, overlap)

@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from rag.evaluate import Question, score_answer, summarize
-from rag.metrics import alce_correct, exact_match, percentile, precision_recall, reciprocal_rank, token_f1
+from rag.evaluation.evaluate import Question, score_answer, summarize
+from rag.evaluation.metrics import alce_correct, exact_match, percentile, precision_recall, reciprocal_rank, token_f1
 from rag.records import Answer, Citation, Timings
 
 from conftest import ROOT, UK_DOC

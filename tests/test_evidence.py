@@ -1,10 +1,10 @@
-"""The evidence budget (rag/evidence.py) and the prompt it gives, through the pipeline with the echo engine."""
+"""The evidence budget (rag/answer/evidence.py) and the prompt it gives, through the pipeline with the echo engine."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from rag.evidence import Budget, diverse, pack_sizes, within_budget
+from rag.answer.evidence import Budget, diverse, pack_sizes, within_budget
 from rag.records import Chunk, Hit, Passage
 
 
@@ -104,7 +104,7 @@ def test_background_packs_are_the_blocks_a_prompt_builds(fake_settings):
     """The packs `warm_states` computes ahead are, byte for byte, the first block a prompt builds when two
     short neighbouring chunks of a document are its first two passages (in either order)."""
     from rag.pipeline import Pipeline
-    from rag.prompting import build_blocks, whole_chunks
+    from rag.answer.prompting import build_blocks, whole_chunks
     from rag.records import Hit
 
     p = Pipeline.from_settings(fake_settings.replace(pack_tokens=100_000))  # every chunk counts as short

@@ -1,12 +1,12 @@
-"""The question's own years and quarters in the ranking (rag/exact_terms.py, HybridRetriever.term_weight)."""
+"""The question's own years and quarters in the ranking (rag/retrieval/exact_terms.py, HybridRetriever.term_weight)."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.embedding import HashingEmbedder
-from rag.exact_terms import asked_terms, quarters_in, term_score, years_in
-from rag.retrieval import HybridRetriever
+from rag.store.embedding import HashingEmbedder
+from rag.retrieval.exact_terms import asked_terms, quarters_in, term_score, years_in
+from rag.retrieval.hybrid import HybridRetriever
 
 from test_index import build
 

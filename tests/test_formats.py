@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from rag import formats
-from rag.documents import load_file, load_folder
-from rag.errors import DocumentError
-from rag.formats import location_at
+from rag.ingest import formats
+from rag.ingest.documents import load_file, load_folder
+from rag.ingest.formats import location_at
 
 from test_documents_chunking import _tiny_pdf
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.documents import list_files
-from rag.embedding import HashingEmbedder
+from rag.ingest.documents import list_files
+from rag.store.embedding import HashingEmbedder
 from rag.errors import IndexCorruptError, IndexMismatchError
-from rag.retrieval import HybridRetriever, convex_fusion, reciprocal_rank_fusion
-from rag.store import load_index, settings_signature, update_index
-from rag.vectors import VectorIndex
+from rag.retrieval.hybrid import HybridRetriever, convex_fusion, reciprocal_rank_fusion
+from rag.store.index import load_index, settings_signature, update_index
+from rag.store.vectors import VectorIndex
 
 from conftest import ROOT, UK_DOC
 
@@ -254,7 +254,7 @@ def test_index_locked_too_long_is_a_one_line_error(docs, tmp_path):
     from filelock import FileLock
 
     from rag.errors import RagError
-    from rag.store import LOCK
+    from rag.store.index import LOCK
 
     ix = tmp_path / "ix"
     ix.mkdir()

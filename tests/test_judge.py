@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 
 from conftest import MEKONG_DOC, SEEDS, UK_DOC
-from rag.answering import Policy, finish, first_supported_claim, with_model_check
-from rag.citations import check_answer, claim_text
-from rag.embedding import make_embedder
+from rag.answer.answering import Policy, finish, first_supported_claim, with_model_check
+from rag.answer.citations import check_answer, claim_text
+from rag.store.embedding import make_embedder
 from rag.generation.echo import EchoGenerator
-from rag.judge import Thresholds, judge
+from rag.answer.judge import Thresholds, judge
 from rag.pipeline import Pipeline
 from rag.records import Chunk, Hit, Passage, Timings
 
@@ -250,7 +250,7 @@ def test_a_place_qualifier_may_come_from_the_chunk_outside_the_passage_window():
 
 def test_asked_near_decides_where_the_question_names_must_be():
     """A name the question gave ("Laos") far from the cited sentence: refused with "window", accepted with "chunk" or "off"."""
-    from rag.judge import Thresholds
+    from rag.answer.judge import Thresholds
 
     text = ("Laos sent a delegation. The weather was mild. Lunch was served at noon. The rooms were large. "
             "The minister signed the plan on March 31.")
@@ -327,8 +327,8 @@ def test_quote_first_keeps_an_answer_only_when_its_quotation_is_a_passages_words
 
 
 def test_answer_hint_names_the_kind_of_answer_in_the_instruction():
-    from rag.answer_type import hint
-    from rag.prompting import build_blocks, whole_chunks
+    from rag.answer.answer_type import hint
+    from rag.answer.prompting import build_blocks, whole_chunks
 
     hits = [Hit(Chunk("a#0", "a", 0, 5, "Rain."), 1.0, 1)]
     plain = build_blocks("When did it rain?", whole_chunks(hits))
@@ -383,13 +383,13 @@ def test_a_compound_written_apart_in_the_question_matches_one_word_in_the_passag
     apart = judge(claim, q, _one_passage("Beyoncé and Bruno Mars joined Coldplay for the show."))
     assert closed.supported, closed.reason
     assert closed.evidence.coverage == hyphen.evidence.coverage > apart.evidence.coverage
-    from rag.judge import restated_absent
+    from rag.answer.judge import restated_absent
 
     assert restated_absent(claim, q, _one_passage("Beyoncé and Bruno Mars joined Coldplay for the halftime show.")) == []
 
 
 def test_a_quotation_of_fewer_than_three_words_is_too_short_to_check():
-    from rag.answering import quote_problem
+    from rag.answer.answering import quote_problem
 
     p = _one_passage("The project trained 1,936 people.")
     assert "too short" in quote_problem("trained", p)

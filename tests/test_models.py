@@ -74,7 +74,7 @@ def test_hub_id_without_network_fails_fast_with_a_message(tmp_path, monkeypatch)
     import time
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    from rag.embedding import make_embedder
+    from rag.store.embedding import make_embedder
 
     t0 = time.time()
     with pytest.raises(ModelError, match="cannot load embedder|Hugging Face"):
@@ -109,7 +109,7 @@ def test_transformers_engine_streams_with_the_tiny_model(model_cache):
 
 
 def test_real_embedder_ranks_the_grant_passage_first(model_cache):
-    from rag.embedding import make_embedder
+    from rag.store.embedding import make_embedder
 
     e = make_embedder("packaged:all-MiniLM-L6-v2", model_cache)
     v = e.embed(["The UK gave a grant of 1 million pounds.", "Hanoi hosted the conference.", "The cat sat."])

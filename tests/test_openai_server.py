@@ -8,7 +8,7 @@ import shutil
 import httpx
 import pytest
 
-from rag.openai_server import _pieces, _Refused, parse_request
+from rag.app.openai_server import _pieces, _Refused, parse_request
 
 from conftest import SEEDS, UK_DOC
 from uiapp import App

@@ -10,7 +10,7 @@ import pytest
 from conftest import UK_DOC
 from rag.cli import main
 from rag.errors import RagError
-from rag.losses import BUCKETS, Reading, gold_passages, loss_bucket, reading, whole_document_passage
+from rag.evaluation.losses import BUCKETS, Reading, gold_passages, loss_bucket, reading, whole_document_passage
 from rag.pipeline import Pipeline
 from rag.records import Answer, Chunk, Hit, Passage, Timings
 

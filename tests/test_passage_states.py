@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rag.generation.state_store import BlockState, StateStore
-from rag.prompting import build_blocks, whole_chunks
+from rag.answer.prompting import build_blocks, whole_chunks
 from rag.records import Chunk, Hit
 
 MODEL_A, MODEL_B = "sha-of-model-a|llama_cpp-x|kv-f16", "sha-of-model-b|llama_cpp-x|kv-f16"
@@ -176,7 +176,7 @@ def test_engine_answers_from_blocks_through_the_generator_interface(tiny):
 def test_model_check_from_the_passage_state_equals_a_full_prefill(tiny):
     """The yes/no check reuses the cited passage's saved state; one block, so P(yes) is a full prefill's."""
     from rag.generation import Grounding
-    from rag.prompting import build_verify_blocks
+    from rag.answer.prompting import build_verify_blocks
 
     parts = build_verify_blocks("Petr Parler finished the bridge.", PASSAGES[0])
     prefill = tiny.block_prefill(parts.system)
@@ -192,7 +192,7 @@ def test_model_check_from_the_passage_state_equals_a_full_prefill(tiny):
 def test_index_update_drops_states_of_changed_chunks_and_keeps_the_rest(fake_settings, docs):
     """States live with the index: after an update, those of chunks it no longer holds are deleted."""
     from rag.pipeline import Pipeline
-    from rag.prompting import block_texts
+    from rag.answer.prompting import block_texts
 
     pipeline = Pipeline.from_settings(fake_settings)
     store = StateStore(fake_settings.index_dir / "states", MODEL_A)
@@ -397,7 +397,7 @@ def test_hidden_states_come_from_the_checked_prompt_and_replay(tmp_path_factory)
     from rag.generation.llama_cpp import LlamaCppGenerator, PROBE_FRACTIONS
     from rag.generation.replay import ReplayCache
     from rag.models import resolve
-    from rag.prompting import build_verify_blocks
+    from rag.answer.prompting import build_verify_blocks
 
     cache = tmp_path_factory.mktemp("hidden")
     gen = LlamaCppGenerator(resolve("packaged:smollm2-135m-instruct", cache), n_ctx=2048, hidden_states=True)

@@ -1,4 +1,4 @@
-"""rag/present.py: what the chat and the sources panel show, checked on the rendered HTML."""
+"""rag/app/present.py: what the chat and the sources panel show, checked on the rendered HTML."""
 
 import html
 import re
@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 from markdown_it import MarkdownIt
 
-from rag.present import answer_markdown, document_html, sources_html
+from rag.app.present import answer_markdown, document_html, sources_html
 from rag.records import Answer, Chunk, Citation, Hit, Passage, Timings, Unsupported
 
 EVIL = "evil.example"
@@ -67,7 +67,7 @@ def test_abstention_and_removed_claims_are_escaped_too():
 
 
 def test_streamed_text_is_shown_as_text_and_as_unchecked():
-    from rag.present import provisional_markdown
+    from rag.app.present import provisional_markdown
 
     out = rendered(provisional_markdown("Partial [1] " + PLANTED + " **bold** <script>x</script>"))
     assert Links(out).targets == [] and "<script>" not in out

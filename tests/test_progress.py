@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from rag.cli import terminal_progress
-from rag.embedding import HashingEmbedder
-from rag.store import EMBED_BATCH, update_index
+from rag.store.embedding import HashingEmbedder
+from rag.store.index import EMBED_BATCH, update_index
 
 from conftest import ROOT
 
@@ -53,7 +53,7 @@ def test_milvus_update_reports_too(docs, tmp_path):
     pytest.importorskip("milvus_lite")
     from test_store_milvus import config
 
-    from rag.milvus_store import update_milvus_index
+    from rag.store.milvus.update import update_milvus_index
 
     _more_docs(docs, 4)
     calls, progress = _recorder()

@@ -1,7 +1,7 @@
 """Passage selection: windows of whole sentences around the best one, grown up to a size, cut when one
 sentence is longer; idf is asked about words, never stems (a stem stemmed again is another word)."""
 
-from rag.prompting import select_passages
+from rag.answer.prompting import select_passages
 from rag.records import Chunk, Hit
 
 TEXT = ("Rain fell in the morning. The council met at noon. The council voted to fund the bridge. "

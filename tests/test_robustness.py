@@ -22,10 +22,10 @@ import pytest
 from rag.errors import GenerationError, IndexCorruptError, QuestionError
 from rag.generation.echo import EchoGenerator
 from rag.pipeline import Pipeline
-from rag.prompting import build_messages, format_passages
+from rag.answer.prompting import build_messages, format_passages
 from rag.records import Chunk, Hit, Passage
 from rag.settings import Settings
-from rag.store import LOCK, MANIFEST, load_index
+from rag.store.index import LOCK, MANIFEST, load_index
 
 from conftest import MEKONG_DOC, ROOT, SEEDS, UK_DOC
 from uiapp import App
@@ -75,7 +75,7 @@ def encrypted_pdf() -> bytes:
 
 def chunks_match_documents(index, docs: Path) -> None:
     """The index is internally consistent and every chunk is an exact span of its document."""
-    from rag.documents import load_file
+    from rag.ingest.documents import load_file
 
     assert len(index.chunks) == len(index.vectors) == index.vector_index.index.ntotal
     assert {c.source for c in index.chunks} == set(index.documents)
@@ -147,7 +147,7 @@ def test_index_cli_skips_bad_files_with_one_line_each_and_indexes_the_rest(messy
 
 
 def test_cp1252_text_is_decoded_and_named(tmp_path: Path):
-    from rag.documents import load_file
+    from rag.ingest.documents import load_file
 
     samples = [
         CP1252_TEXT,

@@ -11,12 +11,12 @@ import sys
 import numpy as np
 import pytest
 
-from rag.embedding import HashingEmbedder
+from rag.store.embedding import HashingEmbedder
 from rag.errors import QuestionError
 from rag.pipeline import Pipeline
 from rag.records import Scope
-from rag.retrieval import HybridRetriever
-from rag.store import update_index
+from rag.retrieval.hybrid import HybridRetriever
+from rag.store.index import update_index
 
 from conftest import MEKONG_DOC, ROOT, UK_DOC
 

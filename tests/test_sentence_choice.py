@@ -10,7 +10,7 @@ import pytest
 
 from rag.generation.base import constrained_shares
 from rag.records import Chunk, Citation, Hit, Passage
-from rag.signals import choice_options, choice_signals
+from rag.answer.signals import choice_options, choice_signals
 
 
 def _table(seed: int, vocab: int = 7):
@@ -74,7 +74,7 @@ def test_read_cap_splits_the_rest_evenly_and_identical_options_share():
 
 def _passages():
     texts = ("Denver won the game. The score was 24 to 10.", "Carolina lost in 2016. Its coach was Rivera.")
-    out, at = [], 0
+    out = []
     for n, text in enumerate(texts, start=1):
         chunk = Chunk(f"d{n}#0", f"d{n}.txt", 0, len(text), text)
         out.append(Passage(n, Hit(chunk, 1.0, n), 0, len(text), text))
@@ -105,7 +105,7 @@ def test_llama_choice_from_passage_states_equals_a_full_prefill_and_replays(tmp_
     from rag.generation.llama_cpp import LlamaCppGenerator
     from rag.generation.replay import ReplayCache
     from rag.models import resolve
-    from rag.prompting import build_blocks, build_choice_blocks
+    from rag.answer.prompting import build_blocks, build_choice_blocks
 
     cache = tmp_path_factory.mktemp("choice")
     gen = LlamaCppGenerator(resolve("packaged:smollm2-135m-instruct", cache), n_ctx=2048, state_dir=cache / "states")

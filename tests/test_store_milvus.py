@@ -22,11 +22,11 @@ import pytest
 pytest.importorskip("pymilvus", reason="store = milvus needs pymilvus (requirements.txt)")
 pytest.importorskip("milvus_lite", reason="the Milvus tests run against milvus-lite (requirements.txt)")
 
-from rag.embedding import HashingEmbedder  # noqa: E402
+from rag.store.embedding import HashingEmbedder  # noqa: E402
 from rag.errors import IndexCorruptError, StoreError  # noqa: E402
-from rag.milvus_store import MilvusConfig, open_milvus_index, update_milvus_index  # noqa: E402
-from rag.retrieval import HybridRetriever  # noqa: E402
-from rag.store import update_index  # noqa: E402
+from rag.store.milvus.update import MilvusConfig, open_milvus_index, update_milvus_index  # noqa: E402
+from rag.retrieval.hybrid import HybridRetriever  # noqa: E402
+from rag.store.index import update_index  # noqa: E402
 
 from conftest import MEKONG_DOC, ROOT, UK_DOC  # noqa: E402
 from test_index import CountingEmbedder  # noqa: E402
@@ -146,7 +146,7 @@ def test_incremental_update_embeds_only_changed_and_removes_deleted(docs, tmp_pa
 def test_interrupted_updates_leave_a_consistent_index(docs, tmp_path, monkeypatch):
     """Killed after inserting (before the commit), then after the commit (before deleting what it
     replaced): readers answer from the old, then the new version, whole; the next update cleans up."""
-    import rag.milvus_store as ms
+    import rag.store.milvus.update as ms
 
     cfg = config(tmp_path)
     old, _ = build(docs, cfg)
@@ -299,10 +299,10 @@ def test_cli_index_says_which_keyword_search_and_other_store_rebuilds(docs, tmp_
 
 
 def test_lite_file_open_in_another_process_is_one_line_error(tmp_path):
-    from rag import milvus_conn
+    from rag.store.milvus import connect as milvus_conn
 
     uri = str(tmp_path / "held.db")
-    hold = "import sys, time; from rag.milvus_conn import connect; connect(sys.argv[1]); print('open', flush=True); time.sleep(120)"
+    hold = "import sys, time; from rag.store.milvus.connect import connect; connect(sys.argv[1]); print('open', flush=True); time.sleep(120)"
     holder = subprocess.Popen([sys.executable, "-c", hold, uri], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"

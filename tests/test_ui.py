@@ -346,7 +346,7 @@ def test_browser_chat_survives_reload_and_restart_and_clears(tmp_path):
 def test_transcript_markdown_has_citations_and_excerpts(fake_settings):
     import ui
     from rag.pipeline import Pipeline
-    from rag.transcript import history_of, transcript_markdown, turn_record
+    from rag.app.transcript import history_of, transcript_markdown, turn_record
 
     p = Pipeline.from_settings(fake_settings)
     kept = []

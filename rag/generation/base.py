@@ -24,7 +24,7 @@ class Grounding:
 
     question: str
     passages: tuple[str, ...] = ()
-    # The prompt as head, passage blocks and tail (`rag.prompting.PromptBlocks`) when it was built
+    # The prompt as head, passage blocks and tail (`rag.answer.prompting.PromptBlocks`) when it was built
     # that way: an engine that keeps passage states (llama.cpp) reuses them, the others ignore it.
     blocks: Any = None
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ..terms import content_words
-from ..text import sentence_spans
+from ..language.terms import content_words
+from ..language.text import sentence_spans
 from .base import Generator, Grounding, Usage
 
 

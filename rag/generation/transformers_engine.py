@@ -15,7 +15,7 @@ from typing import Iterator
 
 from ..errors import ModelError
 from ..models import ModelRef, hub_download, verify
-from .base import Generator, Grounding, Usage, yes_share
+from .base import Generator, Grounding, Usage, constrained_shares, yes_share
 
 log = logging.getLogger(__name__)
 
@@ -66,34 +66,9 @@ class TransformersGenerator(Generator):
         if self.ref.kind == "hub":
             return hub_download(self.ref.location)
         if self.ref.kind == "gguf":
-            return str(self._dequantized_copy())
+            return str(dequantized_copy(self.ref, self.cache_dir))
         verify(self.ref)
         return self.ref.location
-
-    def _dequantized_copy(self) -> Path:
-        """A safetensors copy of the GGUF model, made once (verified GGUF in, atomic folder out)."""
-        tag = (self.ref.sha256 or _quick_id(Path(self.ref.location)))[:16]
-        target = self.cache_dir / "transformers" / f"{Path(self.ref.location).stem}-{tag}"
-        if (target / "config.json").is_file():
-            return target
-        verify(self.ref)
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        gguf = Path(self.ref.location)
-        log.info("dequantizing gguf=%s (once; later loads use %s)", gguf.name, target)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        # transformers refuses to save a model "quantized with gguf" until the quantizer is detached.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        tmp.rename(target)
-        return target
 
     def count_tokens(self, messages: list[dict]) -> int:
         tokenizer, _ = self._ensure_loaded()
@@ -121,7 +96,7 @@ class TransformersGenerator(Generator):
             usage.prompt_tokens = int(ids.shape[1])
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
 
-        kwargs = self._generate_args(tokenizer, ids, streamer, max_tokens, temperature, stop_event)
+        kwargs = generate_args(tokenizer, ids, streamer, max_tokens, temperature, stop_event)
         errors: list[BaseException] = []
 
         def run():
@@ -143,25 +118,6 @@ class TransformersGenerator(Generator):
         if errors:
             raise ModelError(f"transformers generation failed: {errors[0]}")
 
-    @staticmethod
-    def _generate_args(tokenizer, ids, streamer, max_tokens: int, temperature: float, stop_event) -> dict:
-        """`model.generate` arguments: greedy unless a temperature is set; stops when `stop_event` is set."""
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
-        class _Stop(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                return bool(stop_event is not None and stop_event.is_set())
-
-        kwargs = dict(
-            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens, streamer=streamer,
-            do_sample=temperature > 0, stopping_criteria=StoppingCriteriaList([_Stop()]),
-            pad_token_id=tokenizer.eos_token_id,
-        )
-        if temperature > 0:
-            kwargs["temperature"] = temperature
-        return kwargs
-
     def yes_probability(self, messages: list[dict], grounding=None, hidden: list | None = None) -> float | None:
         """One forward pass over the conversation; Yes against No in the last position's logits."""
         import torch
@@ -176,8 +132,68 @@ class TransformersGenerator(Generator):
         first = lambda w: tokenizer.encode(w, add_special_tokens=False)[0]  # noqa: E731
         return yes_share(logits, ([first(w) for w in ("Yes", "yes", " Yes")], [first(w) for w in ("No", "no", " No")]))
 
+    def choice_shares(self, messages: list[dict], options, grounding=None) -> list[float] | None:
+        """`constrained_shares` with one forward pass over the whole conversation per prefix read."""
+        import torch
+
+        tokenizer, model = self._ensure_loaded()
+        prompt = self._encode(tokenizer, messages)
+
+        def next_logits(prefix):
+            ids = torch.tensor([prompt + list(prefix)], device=self.device)
+            with torch.inference_mode():
+                return model(input_ids=ids).logits[0, -1].float().cpu().numpy()
+
+        encoded = [tuple(tokenizer.encode(o, add_special_tokens=False)) for o in options]
+        return constrained_shares(encoded, next_logits, end=tokenizer.eos_token_id) if any(encoded) else None
+
     def warm_up(self, system_prompt: str = "") -> None:
         self._ensure_loaded()
+
+
+def dequantized_copy(ref: ModelRef, cache_dir: Path) -> Path:
+    """A safetensors copy of the GGUF model, made once (verified GGUF in, atomic folder out)."""
+    tag = (ref.sha256 or _quick_id(Path(ref.location)))[:16]
+    target = cache_dir / "transformers" / f"{Path(ref.location).stem}-{tag}"
+    if (target / "config.json").is_file():
+        return target
+    verify(ref)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = Path(ref.location)
+    log.info("dequantizing gguf=%s (once; later loads use %s)", gguf.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # transformers refuses to save a model "quantized with gguf" until the quantizer is detached.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(target)
+    return target
+
+
+def generate_args(tokenizer, ids, streamer, max_tokens: int, temperature: float, stop_event) -> dict:
+    """`model.generate` arguments: greedy unless a temperature is set; stops when `stop_event` is set."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return bool(stop_event is not None and stop_event.is_set())
+
+    kwargs = dict(
+        input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens, streamer=streamer,
+        do_sample=temperature > 0, stopping_criteria=StoppingCriteriaList([_Stop()]),
+        pad_token_id=tokenizer.eos_token_id,
+    )
+    if temperature > 0:
+        kwargs["temperature"] = temperature
+    return kwargs
 
 
 def _quick_id(path: Path) -> str:
