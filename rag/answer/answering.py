@@ -206,7 +206,7 @@ def unmentioned_words(question: str, passages: Sequence[Passage]) -> list[str]:
 
     "When did the Fund end?" over passages that never say "end" asks what they do not tell.
 
-    >>> from .records import Chunk, Hit, Passage
+    >>> from ..records import Chunk, Hit, Passage
     >>> p = Passage(1, Hit(Chunk("d#0", "d", 0, 20, "The fund started in 2018."), 1.0, 1), 0, 20, "The fund started in 2018.")
     >>> unmentioned_words("When did the fund end?", [p]), unmentioned_words("In what year did the fund start?", [p])
     (['end'], [])

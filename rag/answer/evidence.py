@@ -7,7 +7,7 @@ while separate blocks do not (the 1.5B model mixes up facts across many separate
 Before the budget, passages that repeat an earlier one (`near_duplicate`) or exceed a per-document
 cap (`max_per_source`) make room for others.
 
->>> from .records import Chunk, Hit, Passage
+>>> from ..records import Chunk, Hit, Passage
 >>> ps = [Passage(i + 1, Hit(Chunk(f"c{i}", f"d{i}", 0, n, "x" * n), 1.0, i + 1), 0, n, "x" * n)
 ...       for i, n in enumerate((40, 40, 400, 40))]
 >>> cost = lambda text: len(text) // 4

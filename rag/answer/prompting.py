@@ -148,7 +148,7 @@ class PromptBlocks:
     model state can be computed once and placed behind any head; the markers and the tail are the
     small parts evaluated per question.
 
-    >>> from .records import Chunk, Hit
+    >>> from ..records import Chunk, Hit
     >>> b = build_blocks("Why?", whole_chunks([Hit(Chunk("a#0", "a", 0, 5, "Rain."), 1.0, 1)]))
     >>> b.markers, b.head, b.blocks[0].splitlines()[1]
     (('[1]\\n',), 'Passages:\\n', 'Rain.')
@@ -183,7 +183,7 @@ def build_blocks(
     pack's block carries the markers of its later passages inside it, so the user text is the same
     however the passages are packed; only where the prompt is cut (which states are saved) differs.
 
-    >>> from .records import Chunk, Hit
+    >>> from ..records import Chunk, Hit
     >>> ps = whole_chunks([Hit(Chunk(f"a#{i}", "a", 0, 5, t), 1.0, 1) for i, t in enumerate(("Rain.", "Sun."))])
     >>> one, packed = build_blocks("Why?", ps), build_blocks("Why?", ps, packs=(2,))
     >>> packed.user == one.user, len(one.blocks), len(packed.blocks), packed.markers
@@ -235,7 +235,7 @@ def build_choice_blocks(question: str, answer_blocks: PromptBlocks) -> PromptBlo
     """Which sentence answers the question? (`prompts/choose_sentence_blocks.txt`): the answer prompt's own
     head and passage blocks with another tail, so with passage states only the tail is computed.
 
-    >>> from .records import Chunk, Hit
+    >>> from ..records import Chunk, Hit
     >>> a = build_blocks("Why?", whole_chunks([Hit(Chunk("a#0", "a", 0, 5, "Rain."), 1.0, 1)]))
     >>> c = build_choice_blocks("Why?", a)
     >>> c.blocks == a.blocks and c.head == a.head, c.tail.strip().splitlines()[0]

@@ -8,20 +8,21 @@ With passage states on (the default), each passage block's state is computed onc
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 from ..errors import GenerationError, ModelError
 from ..models import ModelRef, verify
-from .base import Generator, Grounding, Usage, constrained_shares, greedy_logprob, yes_share
+from .base import Generator, Grounding, Usage, greedy_logprob
+from .llama_states import LlamaPassageStates
+from .llama_logits import LlamaLogitReading
 
 log = logging.getLogger(__name__)
 
 
-class LlamaCppGenerator(Generator):
+class LlamaCppGenerator(LlamaPassageStates, LlamaLogitReading, Generator):
     name = "llama_cpp"
 
     def __init__(self, ref: ModelRef, n_ctx: int = 4096, n_threads: int = 0, state_dir: Path | None = None,
@@ -79,54 +80,6 @@ class LlamaCppGenerator(Generator):
     def reuses_passage_states(self) -> bool:
         return self.state_dir is not None
 
-    def block_prefill(self, system: str):
-        """The `BlockPrefill` for prompts with this system prompt (None if the model has no chat template)."""
-        if self.state_dir is None:
-            return None
-        llm = self.llm
-        if self._prefill is None or self._prefill.frame.system != system:
-            from .block_prefill import BlockPrefill, chat_frame
-            from .state_store import StateStore
-
-            frame = chat_frame(llm, system)
-            if frame is None:
-                log.warning("model has no chat template: passage states off")
-                self.state_dir = None
-                return None
-            store = StateStore(self.state_dir, self._state_identity(), *self.state_caps)
-            self._prefill = BlockPrefill(llm, store, frame)
-        return self._prefill
-
-    @property
-    def state_store(self):
-        """The `StateStore` in use (None before the first prompt from blocks, or with passage states off)."""
-        return self._prefill.store if self._prefill is not None else None
-
-    def without_passage_states(self) -> "LlamaCppGenerator":
-        """The same loaded model with every prompt prefilled whole (for comparisons in `bench`)."""
-        plain = copy.copy(self)
-        plain.state_dir, plain._prefill = None, None
-        return plain
-
-    def _state_identity(self) -> str:
-        """What a saved state depends on: the model's bytes, the engine's version and build, its cache layout.
-
-        The build's CPU features are part of it: kernels for other instruction sets round differently,
-        so a state written by one build is not reused by another (`llama_build.py`).
-        """
-        import llama_cpp
-
-        from ..fileio import sha256_file
-
-        sha = self.ref.sha256 or sha256_file(self._model_path)
-        build = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
-        return f"{sha}|llama_cpp-{llama_cpp.__version__}|{build}|kv-{self.kv_cache_type}"
-
-    def precompute_states(self, system: str, head: str, blocks: Sequence[str]) -> int:
-        """Compute and save the states of `blocks` now (indexing time) instead of on first use."""
-        prefill = self.block_prefill(system)
-        return prefill.precompute(head, blocks) if prefill is not None else 0
-
     def count_tokens(self, messages: list[dict]) -> int:
         # Content tokens plus the chat template's few tokens per message.
         return sum(len(self.llm.tokenize(m["content"].encode("utf-8"), add_bos=False, special=False)) + 5 for m in messages) + 3
@@ -167,143 +120,6 @@ class LlamaCppGenerator(Generator):
             usage.completion_tokens = produced
             usage.prompt_tokens = max(int(llm.n_tokens) - produced, 0)
             usage.token_logprobs = [(_piece(llm, t), lp) for t, lp in read]
-
-    def _from_blocks(self, messages, grounding: Grounding | None, sampling: dict):
-        """A completion stream over a prompt prefilled from passage states; None when that does not apply."""
-        tokens = self._prefilled_tokens(messages, grounding)
-        if tokens is None:
-            return None
-        stop = self._prefill.frame.stop
-        if self.lookup_decoding and sampling["temperature"] == 0:
-            from .lookup_decoding import LookupDecoder, stream_text
-
-            pieces = stream_text(self.llm, LookupDecoder(self.llm).generate(tokens, sampling["max_tokens"]), stop)
-            return ({"choices": [{"delta": {"content": p}}]} for p in pieces)
-        completion = self.llm.create_completion(prompt=tokens, stop=list(stop) or None, **sampling)
-        return ({"choices": [{"delta": {"content": c["choices"][0]["text"]}}]} for c in completion)
-
-    def _prefilled_tokens(self, messages, grounding: Grounding | None) -> list[int] | None:
-        """Put the prompt but its tail in the cache from passage states; its tokens, or None when that does not apply."""
-        blocks = grounding.blocks if grounding is not None else None
-        if blocks is None or blocks.messages() != messages:
-            return None
-        prefill = self.block_prefill(blocks.system)
-        if prefill is None:
-            return None
-        try:
-            return prefill.prefill(blocks)
-        except GenerationError as e:  # a state llama.cpp will not take: answer anyway, from a whole prefill
-            log.warning("passage states not used (%s): the prompt is prefilled whole", e)
-            prefill.discard_scratch()
-            return None
-
-    def yes_probability(self, messages: list[dict], grounding: Grounding | None = None,
-                        hidden: list | None = None) -> float | None:
-        """Read the next-token logits of the reply (one token, no sampling) and compare Yes with No.
-
-        llama.cpp re-uses the KV cache of the longest prefix it holds already, and with passage states
-        (`grounding.blocks`) the passage's saved state: only the tokens after the passage
-        are evaluated. `hidden`, when given, gets the layer outputs at the prompt's last token (`_LayerTaps`).
-        """
-        from llama_cpp import LogitsProcessorList
-
-        llm = self.llm
-        seen: list = []
-
-        def grab(_input_ids, scores):
-            seen.append(scores.copy())
-            return scores
-
-        one = dict(max_tokens=1, temperature=0.0, top_k=1, logits_processor=LogitsProcessorList([grab]))
-        try:
-            tokens = self._prefilled_tokens(messages, grounding)
-            if tokens is not None:
-                llm.create_completion(prompt=tokens, **one)
-            else:
-                llm.create_chat_completion(messages=messages, **one)
-        except ValueError as e:
-            raise GenerationError(f"generation failed: {e}") from None
-        if not seen:
-            return None
-        if hidden is not None:
-            state = self._last_hidden_state()
-            if state is not None:
-                hidden.append(state)
-        return yes_share(seen[0], self._answer_token_ids())
-
-    def choice_shares(self, messages: list[dict], options: Sequence[str],
-                      grounding: Grounding | None = None) -> list[float] | None:
-        """Each option's share of the reply constrained to the options' literal text (`constrained_shares`).
-
-        The prompt is read once (from passage states when `grounding.blocks` allows), then each further
-        prefix costs one token: llama.cpp keeps the prompt's cache and evaluates only what follows it.
-        """
-        from llama_cpp import LogitsProcessorList
-
-        llm = self.llm
-        seen: list = []
-        prompt: list[int] = []
-
-        def grab(input_ids, scores):
-            seen.append((input_ids, scores.copy()))
-            return scores
-
-        one = dict(max_tokens=1, temperature=0.0, top_k=1, logits_processor=LogitsProcessorList([grab]))
-
-        def next_logits(prefix: tuple[int, ...]):
-            seen.clear()
-            try:
-                if prefix:
-                    llm.create_completion(prompt=prompt + list(prefix), **one)
-                else:
-                    tokens = self._prefilled_tokens(messages, grounding)
-                    if tokens is not None:
-                        llm.create_completion(prompt=tokens, **one)
-                    else:
-                        llm.create_chat_completion(messages=messages, **one)
-                    if seen:
-                        prompt[:] = [int(t) for t in seen[0][0]]  # the prompt as llama.cpp tokenized it
-            except ValueError as e:
-                raise GenerationError(f"generation failed: {e}") from None
-            if not seen:
-                raise GenerationError("generation failed: no logits were read")
-            return seen[0][1]
-
-        encoded = [tuple(llm.tokenize(o.encode("utf-8"), add_bos=False, special=False)) for o in options]
-        if not any(encoded):
-            return None
-        return constrained_shares(encoded, next_logits, end=llm.token_eos())
-
-    def _last_hidden_state(self):
-        """Hidden states at the last token in the cache: the outputs of a few layers (`PROBE_FRACTIONS`), each
-        the size of the model's embedding, joined into one float32 array.
-
-        llama.cpp hands out a layer's output through its graph callback (`cb_eval`, set when the context
-        is made): the last token is decoded again with the callback copying those tensors (one token's
-        work; the rest of the cache is kept).
-        """
-        import numpy as np
-
-        llm = self.llm
-        if llm.n_tokens < 1 or self._taps is None:
-            return None
-        last = int(llm.input_ids[llm.n_tokens - 1])
-        llm.n_tokens -= 1
-        self._taps.read = {}
-        try:
-            llm.eval([last])
-            read = self._taps.read
-        finally:
-            self._taps.read = None
-        if any(name not in read for name in self._taps.names):
-            return None
-        return np.concatenate([read[name] for name in self._taps.names])
-
-    def _answer_token_ids(self) -> tuple[list[int], list[int]]:
-        if not hasattr(self, "_yes_no"):
-            first = lambda w: self.llm.tokenize(w.encode(), add_bos=False, special=False)[0]  # noqa: E731
-            self._yes_no = ([first(w) for w in ("Yes", "yes", " Yes")], [first(w) for w in ("No", "no", " No")])
-        return self._yes_no
 
     def warm_up(self, system_prompt: str = "") -> None:
         # The system prompt's KV state stays in llama.cpp's prefix cache, so the first question reuses it.

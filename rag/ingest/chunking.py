@@ -3,7 +3,7 @@
 langchain-text-splitters decides where to cut (paragraphs, then lines, then sentences, then words);
 we locate each piece in the original text so that `doc.text[chunk.start:chunk.end] == chunk.text`.
 
->>> from .records import Document
+>>> from ..records import Document
 >>> doc = Document(source="a.txt", text="One. Two. Three.", title="a")
 >>> [c.text for c in chunk_document(doc, size=10, overlap=0)]
 ['One. Two.', 'Three.']
