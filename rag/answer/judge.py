@@ -36,7 +36,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from . import answer_type
 from ..language import nlp as nlp_loader
@@ -119,6 +119,15 @@ class Verdict:
         return not self.reason
 
 
+@dataclass(frozen=True)
+class _Judging:
+    """What every step of judging one claim reads: the spaCy pipeline, the words' rarity, the thresholds."""
+
+    nlp: Any
+    idf: Callable[[str], float]
+    th: Thresholds
+
+
 def judge(
     claim: str, question: str, candidates: Sequence[Passage], idf: Callable[[str], float] | None = None,
     thresholds: Thresholds = Thresholds(), nlp_model: str = nlp_loader.PACKAGED,
@@ -134,12 +143,13 @@ def judge(
     c = _read_claim(claim, question, nlp)
     if not c.new:
         return Verdict(claim, None, "the answer only restates the question")
-    owner = _dropped_owner(claim, question, nlp, idf or (lambda w: 1.0))
+    j = _Judging(nlp, idf or (lambda w: 1.0), thresholds)
+    owner = _dropped_owner(claim, question, j)
     if owner:
         return Verdict(claim, None, owner)
     best: Evidence | None = None
     for passage in candidates:
-        for ev in _spans(passage, c, idf or (lambda w: 1.0), thresholds, nlp):
+        for ev in _spans(passage, c, j):
             if best is None or rank(ev) > rank(best):
                 best = ev
         if best is not None and not best.problem:
@@ -242,7 +252,7 @@ def restated_absent(claim: str, question: str, passages: Sequence[Passage], nlp_
     return out
 
 
-def _dropped_owner(claim: str, question: str, nlp, idf) -> str:
+def _dropped_owner(claim: str, question: str, j: _Judging) -> str:
     """Why the claim speaks of another one than the question's ("" if it does not).
 
     "What did the Deputy Prime Minister of Thailand say?" answered with "Deputy Prime Minister Bui Thanh
@@ -250,7 +260,8 @@ def _dropped_owner(claim: str, question: str, nlp, idf) -> str:
     out the name ("of Thailand", "Thailand's") that made it the question's. The corpus's topic names
     (in more than half of the chunks) may be left out.
     """
-    doc, qdoc = _parse(nlp, claim), _parse(nlp, question)
+    idf = j.idf
+    doc, qdoc = _parse(j.nlp, claim), _parse(j.nlp, question)
     said = {k for t in doc for k in (t.lower_, stem(t.lower_), t.lemma_.lower())}
     for ent in qdoc.ents:
         if ent.label_ not in OWNER_LABELS:
@@ -275,20 +286,20 @@ def _keys(word: str, lemmas: dict) -> set[str]:
     return {word, stem(word), lemmas.get(word, word)}
 
 
-def _spans(passage: Passage, c: _Claim, idf, th: Thresholds, nlp):
+def _spans(passage: Passage, c: _Claim, j: _Judging):
     """Evidence for every sentence of the passage and every two adjacent ones."""
     text = passage.text
     sents = sentence_spans(text)
-    doc = _parse(nlp, text)
+    doc = _parse(j.nlp, text)
     vocab = [_vocabulary(doc, s, e) for s, e in sents]
     found = [{w for w in c.new if _has(w, v, text[s:e], c)} for v, (s, e) in zip(vocab, sents)]
     for i in range(len(sents)):
-        for j in (i, i + 1):
-            if j >= len(sents):
+        for k in (i, i + 1):
+            if k >= len(sents):
                 continue
             # The question's words are looked for around the sentence that carries most of the claim.
-            core = i if len(found[i]) >= len(found[j]) else j
-            yield _evidence(passage, sents[i][0], sents[j][1], sents[core], doc, vocab[i] | vocab[j], c, idf, th, nlp)
+            core = i if len(found[i]) >= len(found[k]) else k
+            yield _evidence(passage, (sents[i][0], sents[k][1], sents[core]), doc, vocab[i] | vocab[k], c, j)
 
 
 def _vocabulary(doc, s: int, e: int) -> set[str]:
@@ -305,13 +316,16 @@ def _has(word: str, vocab: set[str], text: str, c: _Claim) -> bool:
     return word in vocab or stem(word) in vocab or c.lemmas.get(word, word) in vocab or _number_in(word, text)
 
 
-def _evidence(passage, s, e, core, doc, vocab, c: _Claim, idf, th: Thresholds, nlp) -> Evidence:
+def _evidence(passage, where, doc, vocab, c: _Claim, j: _Judging) -> Evidence:
+    """The evidence of span `where` = (start, end, the core sentence's (start, end)) of the passage."""
+    s, e, core = where
+    nlp, idf, th = j.nlp, j.idf, j.th
     span = passage.text[s:e]
     found = [w for w in c.new if _has(w, vocab, span, c)]
     support = len(found) / len(c.new)
     window = _window(passage, *core)
-    coverage = _coverage(c.wanted, c, window, idf, nlp)
-    restated = _coverage(c.repeated, c, window, idf, nlp)
+    coverage = _coverage(c.wanted, c, window, j)
+    restated = _coverage(c.repeated, c, window, j)
     missing = [w for w in c.names if not _has(w, vocab, span, c)]
     if c.qualifiers:  # checked against the whole chunk the passage was cut from (the citation opens it)
         chunk = passage.hit.chunk.text
@@ -382,11 +396,12 @@ def question_terms(question: str) -> list[str]:
     return [w for w in dict.fromkeys(content_words(question)) if w not in FRAME_WORDS]
 
 
-def _coverage(words: tuple[str, ...], c: _Claim, window: str, idf, nlp) -> float:
+def _coverage(words: tuple[str, ...], c: _Claim, window: str, j: _Judging) -> float:
     """IDF-weighted share of `words` found in the window (by word, stem or lemma)."""
     if not words:
         return 1.0
-    vocab = _text_vocabulary(nlp, window)
+    idf = j.idf
+    vocab = _text_vocabulary(j.nlp, window)
     total = sum(idf(w) for w in words)
     hit = sum(idf(w) for w in words if _has(w, vocab, window, c) or c.joined.get(w, set()) & vocab)
     return hit / total if total else 1.0
