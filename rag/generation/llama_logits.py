@@ -22,31 +22,14 @@ class LlamaLogitReading:
         (`grounding.blocks`) the passage's saved state: only the tokens after the passage
         are evaluated. `hidden`, when given, gets the layer outputs at the prompt's last token (`_LayerTaps`).
         """
-        from llama_cpp import LogitsProcessorList
-
-        llm = self.llm
-        seen: list = []
-
-        def grab(_input_ids, scores):
-            seen.append(scores.copy())
-            return scores
-
-        one = dict(max_tokens=1, temperature=0.0, top_k=1, logits_processor=LogitsProcessorList([grab]))
-        try:
-            tokens = self._prefilled_tokens(messages, grounding)
-            if tokens is not None:
-                llm.create_completion(prompt=tokens, **one)
-            else:
-                llm.create_chat_completion(messages=messages, **one)
-        except ValueError as e:
-            raise GenerationError(f"generation failed: {e}") from None
-        if not seen:
+        read = self._next_logits(messages, grounding)
+        if read is None:
             return None
         if hidden is not None:
             state = self._last_hidden_state()
             if state is not None:
                 hidden.append(state)
-        return yes_share(seen[0], self._answer_token_ids())
+        return yes_share(read[1], self._answer_token_ids())
 
     def choice_shares(self, messages: list[dict], options: Sequence[str],
                       grounding: Grounding | None = None) -> list[float] | None:
@@ -55,41 +38,49 @@ class LlamaLogitReading:
         The prompt is read once (from passage states when `grounding.blocks` allows), then each further
         prefix costs one token: llama.cpp keeps the prompt's cache and evaluates only what follows it.
         """
-        from llama_cpp import LogitsProcessorList
-
         llm = self.llm
-        seen: list = []
         prompt: list[int] = []
 
-        def grab(input_ids, scores):
-            seen.append((input_ids, scores.copy()))
-            return scores
-
-        one = dict(max_tokens=1, temperature=0.0, top_k=1, logits_processor=LogitsProcessorList([grab]))
-
         def next_logits(prefix: tuple[int, ...]):
-            seen.clear()
-            try:
-                if prefix:
-                    llm.create_completion(prompt=prompt + list(prefix), **one)
-                else:
-                    tokens = self._prefilled_tokens(messages, grounding)
-                    if tokens is not None:
-                        llm.create_completion(prompt=tokens, **one)
-                    else:
-                        llm.create_chat_completion(messages=messages, **one)
-                    if seen:
-                        prompt[:] = [int(t) for t in seen[0][0]]  # the prompt as llama.cpp tokenized it
-            except ValueError as e:
-                raise GenerationError(f"generation failed: {e}") from None
-            if not seen:
+            read = self._next_logits(messages, grounding, prompt + list(prefix) if prefix else None)
+            if read is None:
                 raise GenerationError("generation failed: no logits were read")
-            return seen[0][1]
+            if not prefix:
+                prompt[:] = [int(t) for t in read[0]]  # the prompt as llama.cpp tokenized it
+            return read[1]
 
         encoded = [tuple(llm.tokenize(o.encode("utf-8"), add_bos=False, special=False)) for o in options]
         if not any(encoded):
             return None
         return constrained_shares(encoded, next_logits, end=llm.token_eos())
+
+    def _next_logits(self, messages: list[dict], grounding: Grounding | None, tokens: list[int] | None = None):
+        """The next-token logits after the prompt of `messages` (from passage states where `grounding.blocks`
+        allows), or after `tokens` when given, with the tokens they follow; None when none were read.
+
+        One token is sampled and not evaluated, so the cache then holds exactly those tokens: a longer
+        prompt that starts with them costs only its new tokens (llama.cpp's prefix match).
+        """
+        from llama_cpp import LogitsProcessorList
+
+        llm = self.llm
+        seen: list = []
+
+        def grab(input_ids, scores):
+            seen.append((input_ids.copy(), scores.copy()))
+            return scores
+
+        one = dict(max_tokens=1, temperature=0.0, top_k=1, logits_processor=LogitsProcessorList([grab]))
+        try:
+            if tokens is None:
+                tokens = self._prefilled_tokens(messages, grounding)
+            if tokens is not None:
+                llm.create_completion(prompt=tokens, **one)
+            else:
+                llm.create_chat_completion(messages=messages, **one)
+        except ValueError as e:
+            raise GenerationError(f"generation failed: {e}") from None
+        return seen[0] if seen else None
 
     def _last_hidden_state(self):
         """Hidden states at the last token in the cache: the outputs of a few layers (`PROBE_FRACTIONS`), each
