@@ -394,3 +394,33 @@ def test_a_quotation_of_fewer_than_three_words_is_too_short_to_check():
     p = _one_passage("The project trained 1,936 people.")
     assert "too short" in quote_problem("trained", p)
     assert quote_problem("The project trained", p) == ""
+
+
+def test_a_span_of_years_the_question_gives_is_met_by_any_year_of_it():
+    text = "In 1942 Bukovsky was born a Soviet citizen in Belebey."
+    q = "Which citizenship did Bukovsky have from 1942 to 1976?"
+    # the answer restates the question's span; the passage states its first year
+    assert judge("Bukovsky had Soviet citizenship from 1942 to 1976.", q, _passage_of("a.txt", text)).supported
+    # a year inside the span meets it too; one outside it does not
+    inside = "In 1950 Bukovsky was a Soviet citizen in Belebey."
+    assert judge("Bukovsky had Soviet citizenship from 1942 to 1976.", q, _passage_of("a.txt", inside)).supported
+    outside = "In 1990 Bukovsky was a Soviet citizen in Belebey."
+    assert "the number" in judge("Bukovsky had Soviet citizenship from 1942 to 1976.", q, _passage_of("a.txt", outside)).reason
+    # a year the question names alone, not as a span, must still be stated
+    single = "Which citizenship did Bukovsky have in 1976?"
+    assert "the number 1976" in judge("Bukovsky had Soviet citizenship in 1976.", single, _passage_of("a.txt", text)).reason
+    # a number the answer adds outside the question's span is still its own claim
+    assert not judge("Bukovsky had Soviet citizenship from 1942 to 1980.", q, _passage_of("a.txt", text)).supported
+
+
+def test_an_abbreviated_month_in_the_question_matches_the_month_the_passage_names():
+    text = "Marko Lelov was appointed head coach of Flora Tallinn in October 2012 and left in July 2013."
+    p = _passage_of("a.txt", text)
+    q = "The Estonian team of Flora Tallinn had which coach from Oct 2012 to Jul 2013?"
+    reply = "Marko Lelov was the coach of Flora Tallinn from Oct 2012 to Jul 2013 [1]."
+    checked = check_answer(reply, p, q)
+    assert checked.citations and not checked.unsupported
+    # a month the passage does not name is still absent
+    other = "Marko Lelov was appointed head coach of Flora Tallinn in 2012 and left in 2013."
+    absent = check_answer(reply, _passage_of("a.txt", other), q, thresholds=Thresholds(max_restated_absent=0))
+    assert any("oct" in u.reason for u in absent.unsupported)

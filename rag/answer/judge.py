@@ -14,6 +14,7 @@ sentence of a passage or two adjacent ones, when all of these hold:
    the span or in the sentence on either side of it, with a share of at least `min_coverage`. A claim
    made of the question's words plus one name found elsewhere in the passage is not supported.
    The names and numbers the question gave may also come from the cited document's name or whole title.
+   A span of years the question gives ("from 1942 to 1976") is met by any year of it stated there.
 4. It is not garbage: no empty slots ("appears in,, and"), no runs of punctuation.
 5. It is about the question's own one: a claim that repeats what the question asks about ("the Deputy
    Prime Minister") but drops whose it is ("of Thailand") speaks of someone else.
@@ -43,6 +44,7 @@ from ..language import nlp as nlp_loader
 from ..language.terms import content_words, stem
 from ..language.numbers import number_values, phrase_value
 from ..records import Passage
+from ..retrieval.exact_terms import year_ranges, years_in
 from ..language.text import sentence_spans
 
 # Words that frame a question rather than name what it is about ("What is the name of ...",
@@ -173,6 +175,7 @@ class _Claim:
     asked_names: tuple[str, ...]  # words of its names the question gave: all must be in the window
     numbers: tuple[Quantity, ...]  # new numbers: must be in the span
     asked_numbers: tuple[Quantity, ...]  # numbers the question gave ("Super Bowl 50"): must be in the window
+    ranges: tuple[tuple[int, int], ...]  # the question's spans of years: any year of one meets its two ends
     event: str  # a when-question's main verb ("join"), which the evidence must state; "" otherwise
     wanted: tuple[str, ...]  # the question's words (frame words removed)
     repeated: tuple[str, ...]  # those the claim repeats, verbs aside ("the closing speech")
@@ -199,8 +202,8 @@ def _read_claim(claim: str, question: str, nlp) -> _Claim:
     # Verbs are paraphrased freely ("gets" for "receives"); the nouns, names and numbers a claim repeats are not.
     said = {k for t in doc if t.pos_ not in ("VERB", "AUX") for k in _keys(t.lower_, lemmas)}
     repeated = tuple(w for w in wanted if _keys(w, lemmas) & said)
-    return _Claim(new, nouns, fresh, tuple(qualifiers), given, numbers, asked_numbers, _event(question, qdoc),
-                  wanted, repeated, lemmas, _compounds(question))
+    return _Claim(new, nouns, fresh, tuple(qualifiers), given, numbers, asked_numbers, tuple(year_ranges(question)),
+                  _event(question, qdoc), wanted, repeated, lemmas, _compounds(question))
 
 
 def _compounds(text: str) -> dict[str, set[str]]:
@@ -312,8 +315,11 @@ def _vocabulary(doc, s: int, e: int) -> set[str]:
 
 
 def _has(word: str, vocab: set[str], text: str, c: _Claim) -> bool:
-    """Whether a word of the claim or question occurs in a span: as is, by stem, by lemma, or by value."""
-    return word in vocab or stem(word) in vocab or c.lemmas.get(word, word) in vocab or _number_in(word, text)
+    """Whether a word of the claim or question occurs in a span: as is, by stem, by lemma, or by value;
+    an end of the question's span of years occurs where any year of that span does."""
+    if word in vocab or stem(word) in vocab or c.lemmas.get(word, word) in vocab or _number_in(word, text):
+        return True
+    return bool(c.ranges) and word.isdigit() and _range_met(word, c.ranges, years_in(text))
 
 
 def _evidence(passage, where, doc, vocab, c: _Claim, j: _Judging) -> Evidence:
@@ -344,7 +350,9 @@ def _evidence(passage, where, doc, vocab, c: _Claim, j: _Judging) -> Evidence:
     problem = next((p for q in c.numbers if (p := _number_problem(q, have, span))), "")
     if not problem and c.asked_numbers and scope is not None:
         around = _quantities(_parse(nlp, scope), 0, len(scope))
-        problem = next((p for q in c.asked_numbers if (p := _number_problem(q, around, scope))), "")
+        stated = years_in(scope)
+        asked = [q for q in c.asked_numbers if not _range_met(q.value, c.ranges, stated)]
+        problem = next((p for q in asked if (p := _number_problem(q, around, scope))), "")
     if problem:
         pass
     elif missing or lost_nouns:
@@ -384,6 +392,15 @@ def _number_problem(q: Quantity, have: list[Quantity], text: str) -> str:
     if q.unit and all(h.unit and h.unit != q.unit for h in same):
         return f"the answer's {q.text} counts {q.unit}, the passage's counts {same[0].unit}"
     return ""
+
+
+def _range_met(value: str, ranges: tuple[tuple[int, int], ...], stated: set[int]) -> bool:
+    """Whether `value` ends one of the question's spans of years and a year of that span is `stated`.
+
+    "From 1942 to 1976" asks about the years between; a passage that says "in 1942 he became a
+    citizen" states one, and an answer restating the question's span claims no more than it asked.
+    """
+    return any(value in (str(lo), str(hi)) and any(lo <= y <= hi for y in stated) for lo, hi in ranges)
 
 
 def _number_in(word: str, span: str) -> bool:

@@ -9,6 +9,11 @@ forms a hand-written strip missed (process/processes, pass/passes) without mergi
 (True, True, False)
 >>> stem(stem("houses")) == stem("houses"), stem("passes") == stem("pass"), stem("tucker's")
 (True, True, 'tucker')
+
+A month's abbreviation stems as its name does ("Jul 2013" asks what "July 2013" states):
+
+>>> stem("Jul") == stem("July"), stem("Sept.") == stem("september"), stem("dec") == stem("December")
+(True, True, True)
 """
 
 from __future__ import annotations
@@ -37,12 +42,19 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+# Abbreviated month names; "may" is one already, and "mar" or "jun" read as a month in any text.
+MONTHS = {"jan": "january", "feb": "february", "mar": "march", "apr": "april", "jun": "june", "jul": "july",
+          "aug": "august", "sep": "september", "sept": "september", "oct": "october", "nov": "november",
+          "dec": "december"}
+
+
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """Snowball English stem of a word, lower-cased, possessive dropped ("Regulated" -> "regul")."""
     word = word.lower()
     if word.endswith(("'s", "’s")) and len(word) > 3:
         word = word[:-2]
+    word = MONTHS.get(word.rstrip("."), word)
     return _stemmer().stemWord(word)
 
 

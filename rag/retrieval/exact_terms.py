@@ -51,14 +51,26 @@ def quarters_in(text: str) -> set[int]:
     return {int(n) if n else _QUARTER_WORDS[w.lower()] for n, w in QUARTER.findall(text)}
 
 
-def asked_terms(question: str) -> AskedTerms:
-    """The years (ranges expanded) and quarters `question` names."""
-    years = years_in(question)
+def year_ranges(question: str) -> list[tuple[int, int]]:
+    """The spans of years `question` names ("from 1942 to 1976" -> (1942, 1976)), up to MAX_RANGE long.
+
+    >>> year_ranges("Who led Zambia from Nov 1991 to 2002, and who in 1950?")
+    [(1991, 2002)]
+    """
+    out = []
     for m in RANGE.finditer(question):
         ends = [int(g) for g in m.groups() if g]
         lo, hi = min(ends), max(ends)
         if hi - lo <= MAX_RANGE:
-            years |= set(range(lo, hi + 1))
+            out.append((lo, hi))
+    return out
+
+
+def asked_terms(question: str) -> AskedTerms:
+    """The years (ranges expanded) and quarters `question` names."""
+    years = years_in(question)
+    for lo, hi in year_ranges(question):
+        years |= set(range(lo, hi + 1))
     return AskedTerms(frozenset(years), frozenset(quarters_in(question)))
 
 
