@@ -57,6 +57,8 @@ class Settings:
     # The question's own years and quarters (rag/retrieval/exact_terms.py): added to the fused score times this
     # (+1 a candidate states one, -1 it states only others). 0 = off. Fitted in docs/retrieval.md.
     term_weight: float = 0.0
+    # Drop the candidates that state only other years or quarters than the question's when one states its own.
+    term_filter: bool = False
     # Reciprocal rank fusion constant (fusion = "rrf"). 60 is the paper's (Cormack et al. 2009); k=10
     # gave hit@5 .960 vs .947 and MRR .782 vs .777 on the SQuAD slice (chunks of 1200).
     rrf_k: int = 10

@@ -69,3 +69,18 @@ def test_term_weight_ranks_the_snippet_of_the_asked_year_first(seasons, tmp_path
     undated = "Who was the club's head coach?"
     assert ([h.chunk.id for h in HybridRetriever(index, embedder, term_weight=1.0).search(undated, 3)]
             == [h.chunk.id for h in HybridRetriever(index, embedder).search(undated, 3)])
+
+
+def test_term_filter_drops_candidates_of_other_years_only_when_one_states_the_asked_year(seasons, tmp_path):
+    (seasons / "history.txt").write_text("The club was founded by miners and plays in red.\n")
+    embedder = HashingEmbedder(256)
+    index, _ = build(seasons, tmp_path / "ix", embedder)
+    sources = lambda q, **kw: sorted(h.chunk.source for h in HybridRetriever(index, embedder, **kw).search(q, 4))
+    # 2021 is asked and stated by one season: the two other seasons go, the undated snippet stays.
+    assert sources("Who was the club's head coach in 2021?", term_filter=True) == ["history.txt", "season_2021.txt"]
+    assert len(sources("Who was the club's head coach in 2021?")) == 4  # off: all four
+    # No candidate states 2020: nothing is dropped (the answer may be in one that names no year).
+    assert len(sources("Who was the club's head coach in 2020?", term_filter=True)) == 4
+    # A span: 2022-2024 holds 2023 only.
+    assert sources("Who was the club's head coach from 2022 to 2024?", term_filter=True) == ["history.txt", "season_2023.txt"]
+    assert len(sources("Who was the club's head coach?", term_filter=True)) == 4  # no year asked

@@ -34,7 +34,8 @@ class PassageChoice:
     def _retriever(self) -> HybridRetriever:
         """A retriever over the current index (cheap: it holds references only)."""
         s = self.settings
-        return HybridRetriever(self.index, self.embedder, s.candidates, s.rrf_k, s.fusion, s.dense_weight, s.term_weight)
+        return HybridRetriever(self.index, self.embedder, s.candidates, s.rrf_k, s.fusion, s.dense_weight,
+                               s.term_weight, s.term_filter)
 
     @property
     def evidence_tokens(self) -> int:

@@ -5,7 +5,8 @@ as high as the one about 2021, and a quarter's revenue is answered from another 
 years and quarters a question names are read out (a range "from 2006 to 2009" names every year in
 it) and each candidate is scored: +1 where it states one of them, -1 where it states only other values
 of that kind (another year, another quarter), 0 where it states none; the mean over the kinds the
-question names. `HybridRetriever` adds `term_weight` times this to the fused score.
+question names. `HybridRetriever` adds `term_weight` times this to the fused score, and with
+`term_filter` drops the candidates that state only other values (-1) whenever one states an asked value.
 
 >>> asked = asked_terms("Who coached Atletico Madrid from 2006 to 2009?")
 >>> sorted(asked.years)
@@ -14,12 +15,19 @@ question names. `HybridRetriever` adds `term_weight` times this to the fused sco
 (1.0, -1.0)
 >>> term_score(asked, "Aguirre was dismissed after a poor start.")
 0.0
+>>> without_other_values(asked, ["In 2011 he left.", "Undated.", "In 2007 he won."], str)
+['Undated.', 'In 2007 he won.']
+>>> without_other_values(asked, ["In 2011 he left.", "Undated."], str)  # none states an asked year
+['In 2011 he left.', 'Undated.']
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable, Sequence, TypeVar
+
+T = TypeVar("T")
 
 _Y = r"(1[5-9]\d\d|20\d\d)"
 # A year: four digits not inside a longer number, an amount ("$2,015") or a decimal.
@@ -84,3 +92,13 @@ def term_score(asked: AskedTerms, text: str) -> float:
         stated = read(text)
         scores.append(1.0 if stated & wanted else -1.0 if stated else 0.0)
     return sum(scores) / len(scores) if scores else 0.0
+
+
+def without_other_values(asked: AskedTerms, items: Sequence[T], text_of: Callable[[T], str]) -> list[T]:
+    """`items` less those whose text states only other values of the asked kinds (`term_score` < 0),
+    when at least one item states an asked value; all of them, in order, when none does (a question whose
+    year no candidate states keeps its candidates: the answer may be in one that names no year)."""
+    scores = [term_score(asked, text_of(item)) for item in items]
+    if not any(s > 0 for s in scores):
+        return list(items)
+    return [item for item, s in zip(items, scores) if s >= 0]

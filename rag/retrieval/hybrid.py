@@ -23,7 +23,7 @@ import numpy as np
 
 from ..store.embedding import Embedder
 from ..errors import RagError
-from .exact_terms import asked_terms, term_score
+from .exact_terms import asked_terms, term_score, without_other_values
 from ..records import Candidates, Hit, Scope
 
 
@@ -71,8 +71,10 @@ class HybridRetriever(Retriever):
     """
 
     def __init__(self, index, embedder: Embedder, candidates: int = 30, rrf_k: int = 10,
-                 fusion: str = "convex", dense_weight: float = 0.5, term_weight: float = 0.0):
-        """`term_weight`: how much the question's own years and quarters count (`exact_terms`; convex only)."""
+                 fusion: str = "convex", dense_weight: float = 0.5, term_weight: float = 0.0,
+                 term_filter: bool = False):
+        """`term_weight`: how much the question's own years and quarters count (`exact_terms`; convex only).
+        `term_filter`: candidates that state only other years or quarters are dropped when one states an asked one."""
         self.index = index
         self.embedder = embedder
         self.candidates = candidates
@@ -82,6 +84,7 @@ class HybridRetriever(Retriever):
         self.fusion = fusion
         self.dense_weight = dense_weight
         self.term_weight = term_weight
+        self.term_filter = term_filter
 
     def search(self, query: str, k: int, scope: Scope | None = None) -> list[Hit]:
         return self.search_many([query], k, scope)
@@ -99,10 +102,12 @@ class HybridRetriever(Retriever):
         per_query = [self.index.candidates(query, self.embedder.embed_query(query), n, scope) for query in queries]
         chunks = {key: chunk for c in per_query for key, chunk in c.chunks.items()}
         fused = self._fuse(per_query)
-        asked = asked_terms(queries[0]) if self.term_weight and self.fusion == "convex" else None
-        if asked:
+        asked = asked_terms(queries[0]) if self.term_weight or self.term_filter else None
+        if asked and self.term_weight and self.fusion == "convex":
             fused = sorted(((key, score + self.term_weight * term_score(asked, chunks[key].text)) for key, score in fused),
                            key=lambda kv: (-kv[1], kv[0]))
+        if asked and self.term_filter:
+            fused = without_other_values(asked, fused, lambda kv: chunks[kv[0]].text)
         fused = fused[:k]
         first = per_query[0]
         # A hit that only another phrasing found still reports the first query's exact scores.
