@@ -424,3 +424,11 @@ def test_an_abbreviated_month_in_the_question_matches_the_month_the_passage_name
     other = "Marko Lelov was appointed head coach of Flora Tallinn in 2012 and left in 2013."
     absent = check_answer(reply, _passage_of("a.txt", other), q, thresholds=Thresholds(max_restated_absent=0))
     assert any("oct" in u.reason for u in absent.unsupported)
+
+
+def test_a_snippet_need_not_repeat_the_subject_its_document_is_named_for():
+    text = "He was then married to actress Tuesday Weld from 1985 to 1998."
+    q = "Violinist Pinchas Zukerman was married to what wife from 1985 to 1998?"
+    claim = "Pinchas Zukerman was married to Tuesday Weld."
+    assert judge(claim, q, _passage_of("148_Pinchas_Zukerman_09.txt", text)).supported
+    assert "does not answer the question asked" in judge(claim, q, _passage_of("notes_09.txt", text)).reason

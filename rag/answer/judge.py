@@ -13,7 +13,7 @@ sentence of a passage or two adjacent ones, when all of these hold:
 3. It answers the question asked: the question's content words, weighted by rarity (IDF), occur in
    the span or in the sentence on either side of it, with a share of at least `min_coverage`. A claim
    made of the question's words plus one name found elsewhere in the passage is not supported.
-   The names and numbers the question gave may also come from the cited document's name or whole title.
+   The question's words (names and numbers too) may also come from the cited document's name or whole title.
    A span of years the question gives ("from 1942 to 1976") is met by any year of it stated there.
 4. It is not garbage: no empty slots ("appears in,, and"), no runs of punctuation.
 5. It is about the question's own one: a claim that repeats what the question asks about ("the Deputy
@@ -330,7 +330,7 @@ def _evidence(passage, where, doc, vocab, c: _Claim, j: _Judging) -> Evidence:
     found = [w for w in c.new if _has(w, vocab, span, c)]
     support = len(found) / len(c.new)
     window = _window(passage, *core)
-    coverage = _coverage(c.wanted, c, window, j)
+    coverage = _coverage(c.wanted, c, f"{window}\n{document_name(passage)}", j)  # a snippet need not repeat its subject
     restated = _coverage(c.repeated, c, window, j)
     missing = [w for w in c.names if not _has(w, vocab, span, c)]
     if c.qualifiers:  # checked against the whole chunk the passage was cut from (the citation opens it)
