@@ -330,7 +330,8 @@ def _evidence(passage, where, doc, vocab, c: _Claim, j: _Judging) -> Evidence:
     found = [w for w in c.new if _has(w, vocab, span, c)]
     support = len(found) / len(c.new)
     window = _window(passage, *core)
-    coverage = _coverage(c.wanted, c, f"{window}\n{document_name(passage)}", j)  # a snippet need not repeat its subject
+    named = document_name(passage)  # the document's name frames every passage of it ("Annual_Report_2023.pdf")
+    coverage = _coverage(c.wanted, c, f"{window}\n{named}", j)  # a snippet need not repeat its subject
     restated = _coverage(c.repeated, c, window, j)
     missing = [w for w in c.names if not _has(w, vocab, span, c)]
     if c.qualifiers:  # checked against the whole chunk the passage was cut from (the citation opens it)
@@ -339,8 +340,8 @@ def _evidence(passage, where, doc, vocab, c: _Claim, j: _Judging) -> Evidence:
         missing += [w for w in c.qualifiers if not _has(w, whole, chunk, c)]
     far: list[str] = []
     scope = {"window": window, "chunk": passage.hit.chunk.text}.get(th.asked_near)
-    if scope is not None:  # the document's name frames every passage of it ("Annual_Report_2023.pdf")
-        scope = f"{scope}\n{document_name(passage)}"
+    if scope is not None:
+        scope = f"{scope}\n{named}"
     if c.asked_names and scope is not None:
         near = _text_vocabulary(nlp, scope)
         far = [w for w in c.asked_names if not _has(w, near, scope, c) and idf(w) >= TOPIC_IDF]
