@@ -174,6 +174,8 @@ class Settings:
     # calibrated ranking beats the vetoes (Super Bowl at the vetoes' risk: 0.507 correct vs 0.380), but the
     # threshold chosen on the other corpora answers little of a new one (12% of Super Bowl at max_risk 0.3;
     # docs/decision.md).
+    # "either": the rules' answer where they show one, else the attached answer where its confidence clears
+    # the threshold for `max_risk` (the calibrated threshold rescues what a rule refused; docs/decision.md).
     # Without a calibrator file (or one fitted for other models) the vetoes decide.
     decision: str = "vetoes"
     calibrator: str = "packaged"  # "packaged" (rag/data/calibrator.json), a file `rag calibrate` wrote, or "none"
@@ -207,8 +209,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.asked_near not in ("window", "chunk", "off"):
             raise RagError(f"setting asked_near must be window, chunk or off, got {self.asked_near!r}")
-        if self.decision not in ("calibrated", "vetoes"):
-            raise RagError(f"setting decision must be calibrated or vetoes, got {self.decision!r}")
+        if self.decision not in ("calibrated", "vetoes", "either"):
+            raise RagError(f"setting decision must be vetoes, calibrated or either, got {self.decision!r}")
         if not 0.0 < self.max_risk < 1.0:
             raise RagError(f"setting max_risk must be between 0 and 1 (a share of wrong answers), got {self.max_risk}")
         for name in ("evidence_tokens", "evidence_tokens_windows", "min_passages", "max_passages"):

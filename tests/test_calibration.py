@@ -238,3 +238,37 @@ def test_the_chat_shows_the_confidence_in_words_and_an_abstention_says_what_weig
     reason = "confidence 0.31 is below 0.52, the threshold for at most 20% wrong answers; weighed most against it: x"
     out = answer_markdown(replace(a, abstained=True, answer="The documents do not say.", abstain_reason=reason), 1)
     assert "weighed most against it: x" in out and "Not answered" in out
+
+
+def _flat_calibrator(path, bias, models):
+    """A calibrator that gives every answer the same confidence; its held-out rows set the threshold at 0.9."""
+    from rag.answer.calibration import Calibrator
+
+    c = Calibrator(names=("support",), mean=(0.0,), scale=(1.0,), weights=(0.0,), bias=bias,
+                   heldout=tuple((0.9, True) for _ in range(50)), fitted_on={"models": models})
+    save(c, path)
+    return str(path)
+
+
+def test_decision_either_shows_what_the_rules_show_and_rescues_what_they_refuse_only_above_the_threshold(
+        fake_settings, tmp_path):
+    models = {"engine": "echo", "generator": fake_settings.generator, "embedder": "hashing"}
+    sure = _flat_calibrator(tmp_path / "sure.json", 4.0, models)  # confidence 0.98, above the threshold 0.9
+    unsure = _flat_calibrator(tmp_path / "unsure.json", -4.0, models)  # 0.02, below it
+    # A reply the rules refuse (rule 3: the sentence does not speak of what is asked) that can be attached.
+    off = EchoGenerator(script="The signing ceremony took place at Lancaster Building, London [1].", yes=0.9)
+    question = "Which charity did the British Embassy praise for training volunteers?"
+    ruled = Pipeline.from_settings(fake_settings.replace(decision="vetoes", calibrator=sure), generator=off).ask(question)
+    assert ruled.abstained and ruled.attached_answer
+    rescued = Pipeline.from_settings(fake_settings.replace(decision="either", calibrator=sure), generator=off).ask(question)
+    assert not rescued.abstained and "Lancaster Building" in rescued.answer and rescued.confidence > 0.9
+    refused = Pipeline.from_settings(fake_settings.replace(decision="either", calibrator=unsure),
+                                     generator=off).ask(question)
+    assert refused.abstained and refused.abstain_reason.startswith(ruled.abstain_reason)
+    assert "below 0.90" in refused.abstain_reason
+    # what the rules show is shown at any confidence
+    kept = Pipeline.from_settings(fake_settings.replace(decision="either", calibrator=unsure)).ask("What did the UK fund?")
+    vetoes = Pipeline.from_settings(fake_settings.replace(decision="vetoes", calibrator=unsure)).ask("What did the UK fund?")
+    assert not vetoes.abstained and kept.answer == vetoes.answer and kept.confidence < 0.1
+    with pytest.raises(Exception, match="vetoes, calibrated or either"):
+        fake_settings.replace(decision="both")

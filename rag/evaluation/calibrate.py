@@ -219,6 +219,7 @@ def decision_figures(s: Set, predicted: Sequence[tuple[float, bool]], threshold:
     v_abst_unans = sum(1 for a in s.answers if a.get("veto_abstained", a["abstained"]) and not a["answerable"])
     v_abst = s.total - len(v_answered)
     points, lo, hi = vetoes_range(s.answers)
+    either = either_figures(s, predicted, threshold)
     return {
         "questions": s.total, "threshold": threshold,
         "coverage": len(answered) / s.total, "risk": wrong / len(answered) if answered else 0.0,
@@ -234,6 +235,29 @@ def decision_figures(s: Set, predicted: Sequence[tuple[float, bool]], threshold:
         "aurc": aurc(predicted, lo, hi, total=s.total), "vetoes_aurc": area(points, lo, hi) if points else None,
         "aurc_range": [lo, hi],
         "coverage_at_5": coverage_at(predicted, 0.05, s.total), "coverage_at_10": coverage_at(predicted, 0.10, s.total),
+    } | either
+
+
+def either_figures(s: Set, predicted: Sequence[tuple[float, bool]], threshold: float) -> dict[str, Any]:
+    """The decision "either" at `threshold`: the vetoes' answer where they show one, else the attached
+    answer where its confidence clears the threshold, else an abstention (`rag/pipeline/checking.py`)."""
+    confidence = {id(r): p for (p, _), r in zip(predicted, s.rows)}
+    correct = abstained = abstained_unanswerable = rescued = 0
+    for a in s.answers:
+        if not a.get("veto_abstained", a["abstained"]):
+            correct += bool(a.get("veto_correct", a["correct"]))
+        elif confidence.get(id(a), -1.0) >= threshold:
+            rescued += 1
+            correct += bool(a["label"])
+        else:
+            abstained += 1
+            abstained_unanswerable += not a["answerable"]
+            correct += not a["answerable"]
+    n_unanswerable = sum(not a["answerable"] for a in s.answers)
+    return {
+        "either_correct": correct / s.total, "either_rescued": rescued,
+        "either_abstention_precision": abstained_unanswerable / abstained if abstained else None,
+        "either_abstention_recall": abstained_unanswerable / n_unanswerable if n_unanswerable else None,
     }
 
 
@@ -307,6 +331,11 @@ def print_report(report: dict) -> None:
               f"{f(r['abstention_precision'])}/{f(r['abstention_recall'])} ({f(r['vetoes_abstention_precision'])}/"
               f"{f(r['vetoes_abstention_recall'])})  {f(r['aurc'])} ({f(r['vetoes_aurc'])})  {f(r['coverage_at_5'])}  "
               f"{f(r['coverage_at_10'])}   {f(r['correct_at_vetoes_risk'])}")
+    print('decision "either" (the vetoes\' answer, else the attached one at or above the threshold):')
+    for name, r in report["per_set"].items():
+        print(f"  {name:<12} correct {f(r['either_correct'])} (vetoes {f(r['vetoes_correct'])}), "
+              f"{r['either_rescued']} answers the vetoes refused shown; abstention P / R "
+              f"{f(r['either_abstention_precision'])}/{f(r['either_abstention_recall'])}")
     print("signal AUC alone:")
     for n, by_set in report["signal_auc"].items():
         print(f"  {n:<22} " + "  ".join(f"{k}={f(v)}" for k, v in by_set.items()))

@@ -1,4 +1,4 @@
-"""The decision on a reply: the model check, the calibrator, and the vetoes or the calibrated threshold."""
+"""The decision on a reply: the model check, the calibrator, and the vetoes, the calibrated threshold or either."""
 
 from __future__ import annotations
 
@@ -49,6 +49,8 @@ class AnswerChecking:
         confidence = costs.timed("calibrator", calibrator.probability, signals)
         if self.settings.decision == "vetoes":  # the rules decide; the answer still carries its confidence
             return replace(vetoed, signals=signals, confidence=confidence, **kept)
+        if self.settings.decision == "either" and not vetoed.abstained:  # the rules show it: so does "either"
+            return replace(vetoed, signals=signals, confidence=confidence, **kept)
         threshold = calibrator.threshold(self.settings.max_risk)
         decided = replace(loose, signals=signals, confidence=confidence, model_check=vetoed.model_check, **kept)
         if confidence >= threshold:
@@ -56,6 +58,8 @@ class AnswerChecking:
         against = calibrator.weighed_against(signals)
         reason = (f"confidence {confidence:.2f} is below {threshold:.2f}, the threshold for at most "
                   f"{self.settings.max_risk:.0%} wrong answers; weighed most against it: {against}")
+        if self.settings.decision == "either":  # both refuse it: the rules' reason first
+            reason = f"{vetoed.abstain_reason}; {reason}"
         return replace(decided, answer=NOT_FOUND, abstained=True, citations=(), short_answer="", abstain_reason=reason)
 
     def _model_check(self, question: str, ruled: Answer, passages: Sequence[Passage], stop_event,
