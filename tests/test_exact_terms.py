@@ -75,7 +75,10 @@ def test_term_filter_drops_candidates_of_other_years_only_when_one_states_the_as
     (seasons / "history.txt").write_text("The club was founded by miners and plays in red.\n")
     embedder = HashingEmbedder(256)
     index, _ = build(seasons, tmp_path / "ix", embedder)
-    sources = lambda q, **kw: sorted(h.chunk.source for h in HybridRetriever(index, embedder, **kw).search(q, 4))
+
+    def sources(q, **kw):
+        return sorted(h.chunk.source for h in HybridRetriever(index, embedder, **kw).search(q, 4))
+
     # 2021 is asked and stated by one season: the two other seasons go, the undated snippet stays.
     assert sources("Who was the club's head coach in 2021?", term_filter=True) == ["history.txt", "season_2021.txt"]
     assert len(sources("Who was the club's head coach in 2021?")) == 4  # off: all four
