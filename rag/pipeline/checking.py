@@ -47,9 +47,8 @@ class AnswerChecking:
         if calibrator is None:
             return replace(vetoed, signals=signals, **kept)
         confidence = costs.timed("calibrator", calibrator.probability, signals)
-        if self.settings.decision == "vetoes":  # the rules decide; the answer still carries its confidence
-            return replace(vetoed, signals=signals, confidence=confidence, **kept)
-        if self.settings.decision == "either" and not vetoed.abstained:  # the rules show it: so does "either"
+        # "vetoes": the rules decide, the answer still carries its confidence; "either" shows what they show
+        if self.settings.decision == "vetoes" or (self.settings.decision == "either" and not vetoed.abstained):
             return replace(vetoed, signals=signals, confidence=confidence, **kept)
         threshold = calibrator.threshold(self.settings.max_risk)
         decided = replace(loose, signals=signals, confidence=confidence, model_check=vetoed.model_check, **kept)
