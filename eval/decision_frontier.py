@@ -13,13 +13,13 @@ recall target met (docs/decision.md, "What the signals cannot do on squad2-rhine
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.evaluation.calibrate import ALL_SIGNALS, SIGNALS, Set, decision_figures, heldout_predictions  # noqa: E402
+from rag.evaluation.calibrate import (  # noqa: E402
+    ALL_SIGNALS, SIGNALS, decision_figures, heldout_predictions, sets_from_eval)
 
 CHOICE = ["choice_cited", "choice_top_cited", "choice_answer", "choice_max"]
 
@@ -32,11 +32,7 @@ def main() -> int:
     ap.add_argument("--recall", type=float, default=0.75)
     ap.add_argument("--answerable-correct", type=float, default=0.60)
     args = ap.parse_args()
-    sets = []
-    for spec in args.evals:
-        paths = spec.split("+")
-        for p in paths:
-            sets.append(Set(Path(p).stem, json.loads(Path(p).read_text())["answers"], group=paths[0]))
+    sets = sets_from_eval(args.evals)
     target = next(s for s in sets if s.name == args.target)
     n_un = sum(not a["answerable"] for a in target.answers)
     print(f"{target.name}: {target.total} questions, {target.total - n_un} answerable, {len(target.rows)} replies "

@@ -14,39 +14,22 @@ is a description, not a choice: a threshold read off it has been fitted on the s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.answer.risk import threshold_for  # noqa: E402
-from rag.evaluation.calibrate import SIGNALS, Set, either_figures, heldout_predictions  # noqa: E402
-
-
-def load(spec: str) -> list[Set]:
-    paths = [Path(p) for p in spec.split("+")]
-    return [Set(p.stem, json.loads(p.read_text(encoding="utf-8"))["answers"], group=paths[0].stem) for p in paths]
-
-
-def shown(s: Set, predicted, threshold: float) -> tuple[int, int]:
-    """(answers shown, of them wrong) under "either" at `threshold`."""
-    confidence = {id(r): p for (p, _), r in zip(predicted, s.rows)}
-    n = wrong = 0
-    for a in s.answers:
-        if not a["veto_abstained"]:
-            n, wrong = n + 1, wrong + (not a["veto_correct"])
-        elif confidence.get(id(a), -1.0) >= threshold:
-            n, wrong = n + 1, wrong + (not a["label"])
-    return n, wrong
+from rag.evaluation.calibrate import (  # noqa: E402
+    SIGNALS, Set, either_figures, heldout_predictions, others_curve, sets_from_eval)
 
 
 def line(s: Set, predicted, threshold: float) -> str:
     f = either_figures(s, predicted, threshold)
-    n, wrong = shown(s, predicted, threshold)
     recall = f["either_abstention_recall"]
     return (f"thr {threshold:6.3f}  correct {f['either_correct']:.3f}  rescued {f['either_rescued']:3d}  "
-            f"shown {n:3d}  wrong {wrong / n if n else 0:.3f}  abst.recall {'  -  ' if recall is None else f'{recall:.3f}'}")
+            f"shown {f['either_shown']:3d}  wrong {f['either_risk']:.3f}  "
+            f"abst.recall {'  -  ' if recall is None else f'{recall:.3f}'}")
 
 
 def main() -> int:
@@ -59,15 +42,13 @@ def main() -> int:
     ap.add_argument("--l2", type=float, default=1.0)
     args = ap.parse_args()
     names = tuple(args.signals.split(",")) if args.signals else SIGNALS
-    sets = [s for spec in args.evals for s in load(spec)]
+    sets = sets_from_eval(args.evals)
     held = heldout_predictions(sets, names, args.l2, 5)
     for s in sets:
-        others = [t for t in sets if t.group != s.group]
         vetoes = sum(a["veto_correct"] for a in s.answers) / s.total
         print(f"{s.name}: {s.total} questions, vetoes correct {vetoes:.3f}")
-        if others:
-            inner = heldout_predictions(others, names, args.l2, 5)
-            curve = [p for t in others for p in inner[t.name]]
+        curve = others_curve(sets, s, names, args.l2, 5)
+        if curve:
             for r in args.risks:
                 print(f"  max_risk {r} (threshold from the other sets): {line(s, held[s.name], threshold_for(curve, r))}")
         if args.target and s.name not in args.target:

@@ -107,20 +107,25 @@ def run_calibrate(args) -> int:
     return 0
 
 
+def sets_from_eval(specs: Sequence[str]) -> list[Set]:
+    """One Set per `eval --json` file; files joined by `+` in one spec are one corpus (one group)."""
+    out = []
+    for spec in specs:
+        paths = [Path(x) for x in spec.split("+")]
+        for path in paths:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as e:
+                raise RagError(f"cannot read {path}: {e}") from None
+            settings_used = data.get("summary", {}).get("settings", {})
+            models = {k: settings_used.get(k) for k in ("engine", "generator", "embedder")}
+            out.append(Set(path.stem, data.get("answers", []), group=paths[0].stem, models=models))
+    return out
+
+
 def _sets(args, settings) -> list[Set]:
     if args.from_eval:
-        out = []
-        for spec in args.from_eval:
-            paths = [Path(x) for x in spec.split("+")]
-            for path in paths:
-                try:
-                    data = json.loads(path.read_text(encoding="utf-8"))
-                except (OSError, json.JSONDecodeError) as e:
-                    raise RagError(f"cannot read {path}: {e}") from None
-                settings_used = data.get("summary", {}).get("settings", {})
-                models = {k: settings_used.get(k) for k in ("engine", "generator", "embedder")}
-                out.append(Set(path.stem, data.get("answers", []), group=paths[0].stem, models=models))
-        return out
+        return sets_from_eval(args.from_eval)
     if args.qa is None or args.docs is None:
         raise RagError("calibrate needs --from-eval FILES, or --docs DIR and --qa FILE")
     from .evaluate import answer_records, default_index_dir, load_questions, sample_questions
@@ -242,20 +247,25 @@ def either_figures(s: Set, predicted: Sequence[tuple[float, bool]], threshold: f
     """The decision "either" at `threshold`: the vetoes' answer where they show one, else the attached
     answer where its confidence clears the threshold, else an abstention (`rag/pipeline/checking.py`)."""
     confidence = {id(r): p for (p, _), r in zip(predicted, s.rows)}
-    correct = abstained = abstained_unanswerable = rescued = 0
+    correct = abstained = abstained_unanswerable = rescued = shown_wrong = 0
     for a in s.answers:
         if not a.get("veto_abstained", a["abstained"]):
-            correct += bool(a.get("veto_correct", a["correct"]))
+            right = bool(a.get("veto_correct", a["correct"]))
+            correct += right
+            shown_wrong += not right
         elif confidence.get(id(a), -1.0) >= threshold:
             rescued += 1
             correct += bool(a["label"])
+            shown_wrong += not a["label"]
         else:
             abstained += 1
             abstained_unanswerable += not a["answerable"]
             correct += not a["answerable"]
     n_unanswerable = sum(not a["answerable"] for a in s.answers)
+    shown = s.total - abstained
     return {
         "either_correct": correct / s.total, "either_rescued": rescued,
+        "either_shown": shown, "either_risk": shown_wrong / shown if shown else 0.0,
         "either_abstention_precision": abstained_unanswerable / abstained if abstained else None,
         "either_abstention_recall": abstained_unanswerable / n_unanswerable if n_unanswerable else None,
     }
@@ -295,18 +305,25 @@ def validate(sets: Sequence[Set], names, l2: float, folds: int, max_risk: float)
     held = heldout_predictions(sets, names, l2, folds)
     per_set = {}
     for s in sets:
-        others = [t for t in sets if t.group != s.group]
-        if others and any(t.rows for t in others):  # nested: the threshold from the other sets' held-out rows
-            inner = heldout_predictions(others, names, l2, folds)
-            curve = [p for t in others for p in inner[t.name]]
-        else:  # one corpus: its own cross-validated predictions choose the threshold (optimistic: said below)
-            curve = held[s.name]
+        # nested: the threshold from the other sets' held-out rows; with one corpus, its own cross-validated
+        # predictions choose it (optimistic: said in the report)
+        curve = others_curve(sets, s, names, l2, folds) or held[s.name]
         threshold = threshold_for(curve, max_risk)
         fig = decision_figures(s, held[s.name], threshold)
         fig["correct_at_vetoes_risk"] = correct_at_risk(s, held[s.name], fig["vetoes_risk"])
         per_set[s.name] = fig
     pooled = [p for s in sets for p in held[s.name]]
     return {"max_risk": max_risk, "auc_pooled": auc(pooled), "signal_auc": signal_aucs(sets, ALL_SIGNALS), "per_set": per_set}
+
+
+def others_curve(sets: Sequence[Set], s: Set, names, l2: float, folds: int) -> list[tuple[float, bool]]:
+    """The held-out (confidence, right) rows of every corpus but `s`'s, each predicted by a fit without
+    its own corpus: the curve a threshold for `s` is chosen on. Empty when no other corpus has rows."""
+    others = [t for t in sets if t.group != s.group]
+    if not any(t.rows for t in others):
+        return []
+    inner = heldout_predictions(others, names, l2, folds)
+    return [p for t in others for p in inner[t.name]]
 
 
 def signal_aucs(sets: Sequence[Set], names) -> dict[str, dict[str, float | None]]:
