@@ -40,9 +40,13 @@ def main() -> int:
     ap.add_argument("--points", type=int, default=30, help="thresholds on each curve")
     ap.add_argument("--signals", help="comma-separated signals (default: the shipped calibrator's)")
     ap.add_argument("--l2", type=float, default=1.0)
+    ap.add_argument("--rescue", action="store_true", help="fit, predict and choose thresholds on the rows the rules "
+                    "refused only (a rescue calibrator)")
     args = ap.parse_args()
     names = tuple(args.signals.split(",")) if args.signals else SIGNALS
     sets = sets_from_eval(args.evals)
+    if args.rescue:
+        sets = [s.refused() for s in sets]
     held = heldout_predictions(sets, names, args.l2, 5)
     for s in sets:
         vetoes = sum(a["veto_correct"] for a in s.answers) / s.total

@@ -272,3 +272,30 @@ def test_decision_either_shows_what_the_rules_show_and_rescues_what_they_refuse_
     assert not vetoes.abstained and kept.answer == vetoes.answer and kept.confidence < 0.1
     with pytest.raises(Exception, match="vetoes, calibrated or either"):
         fake_settings.replace(decision="both")
+
+
+def test_recorded_evaluations_load_gzipped_and_a_rescue_keeps_only_the_rows_the_rules_refused(tmp_path):
+    import gzip
+
+    from rag.errors import RagError
+    from rag.evaluation.calibrate import either_figures, sets_from_eval
+
+    def row(i, refused, right, answerable=True):
+        return {"id": str(i), "answerable": answerable, "abstained": refused, "veto_abstained": refused,
+                "correct": right and not refused, "veto_correct": right and not refused, "label": right,
+                "signals": {"p_yes": float(right)}}
+
+    answers = [row(0, False, True), row(1, True, True), row(2, True, False), row(3, True, False, answerable=False)]
+    body = json.dumps({"summary": {"settings": {"engine": "echo"}}, "answers": answers}).encode()
+    (tmp_path / "a.json.gz").write_bytes(gzip.compress(body))
+    (tmp_path / "b.json").write_bytes(body)
+    a, b = sets_from_eval([str(tmp_path / "a.json.gz"), str(tmp_path / "b.json")])
+    assert (a.name, b.name, a.group) == ("a", "b", "a") and a.answers == b.answers and len(a.rows) == 4
+    rescue = a.refused()
+    assert [r["id"] for r in rescue.rows] == ["1", "2", "3"] and rescue.total == 4
+    # rows 1 (right) and 3 (an answer to an unanswerable question) clear 0.5: one right rescue, one wrong
+    f = either_figures(rescue, [(0.9, True), (0.1, False), (0.8, False)], 0.5)
+    assert f["either_rescued"] == 2 and f["either_correct"] == 0.5 and f["either_abstention_recall"] == 0.0
+    (tmp_path / "c.json.gz").write_bytes(b"not gzip")
+    with pytest.raises(RagError, match="cannot read"):
+        sets_from_eval([str(tmp_path / "c.json.gz")])

@@ -15,6 +15,7 @@ The file is written to INDEX/calibrator.json unless --out says otherwise; set `c
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 from dataclasses import replace
@@ -57,6 +58,12 @@ class Set:
     def total(self) -> int:
         return len(self.answers)
 
+    def refused(self) -> "Set":
+        """The same questions with only the rows the rules refused: what the decision "either" may rescue."""
+        out = Set(self.name, self.answers, self.group, self.models)
+        out.rows = [r for r in self.rows if r.get("veto_abstained", r["abstained"])]
+        return out
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("calibrate", help="fit the answer decision to labelled questions",
@@ -98,7 +105,8 @@ def run_calibrate(args) -> int:
     print_report(report)
     calibrator = final_fit(sets, names, args.l2, args.folds, {
         "sets": {s.name: {"questions": s.total, "rows": len(s.rows)} for s in sets},
-        "models": models[0] if models else {}, "l2": args.l2, "validation": {k: v for k, v in report.items() if k != "per_set"} | {"per_set": report["per_set"]},
+        "models": models[0] if models else {}, "l2": args.l2,
+        "validation": {k: v for k, v in report.items() if k != "per_set"} | {"per_set": report["per_set"]},
     })
     out = args.out or Path(settings.index_dir) / "calibrator.json"
     sha = save(calibrator, out)
@@ -114,13 +122,20 @@ def sets_from_eval(specs: Sequence[str]) -> list[Set]:
         paths = [Path(x) for x in spec.split("+")]
         for path in paths:
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as e:
+                raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+                data = json.loads(raw.decode("utf-8"))
+            except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise RagError(f"cannot read {path}: {e}") from None
             settings_used = data.get("summary", {}).get("settings", {})
             models = {k: settings_used.get(k) for k in ("engine", "generator", "embedder")}
-            out.append(Set(path.stem, data.get("answers", []), group=paths[0].stem, models=models))
+            out.append(Set(_stem(path), data.get("answers", []), group=_stem(paths[0]), models=models))
     return out
+
+
+def _stem(path: Path) -> str:
+    """A recorded evaluation's set name: its file name without .json or .json.gz."""
+    name = path.name.removesuffix(".gz")
+    return name.removesuffix(".json") if name.endswith(".json") else Path(name).stem
 
 
 def _sets(args, settings) -> list[Set]:
@@ -161,6 +176,7 @@ def heldout_predictions(sets: Sequence[Set], names, l2: float, folds: int) -> di
         return {sets[0].name: out}  # in the rows' order
     if len({s.group for s in sets}) == 1:  # one corpus in several sets: k-fold over them all
         joined = Set("all", [a for s in sets for a in s.answers])
+        joined.rows = [r for s in sets for r in s.rows]  # the sets' own rows (all attachable, or only refused)
         preds = heldout_predictions([joined], names, l2, folds)["all"]
         out, at = {}, 0
         for s in sets:
