@@ -134,8 +134,7 @@ def sets_from_eval(specs: Sequence[str]) -> list[Set]:
 
 def _stem(path: Path) -> str:
     """A recorded evaluation's set name: its file name without .json or .json.gz."""
-    name = path.name.removesuffix(".gz")
-    return name.removesuffix(".json") if name.endswith(".json") else Path(name).stem
+    return Path(path.name.removesuffix(".gz")).stem
 
 
 def _sets(args, settings) -> list[Set]:
