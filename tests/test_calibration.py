@@ -296,6 +296,13 @@ def test_recorded_evaluations_load_gzipped_and_a_rescue_keeps_only_the_rows_the_
     # rows 1 (right) and 3 (an answer to an unanswerable question) clear 0.5: one right rescue, one wrong
     f = either_figures(rescue, [(0.9, True), (0.1, False), (0.8, False)], 0.5)
     assert f["either_rescued"] == 2 and f["either_correct"] == 0.5 and f["either_abstention_recall"] == 0.0
+    # at any threshold, a reply with no attachable claim (no row) is never rescued
+    answers.append({"id": "4", "answerable": False, "abstained": True, "veto_abstained": True, "correct": True,
+                    "veto_correct": True, "label": None})
+    (tmp_path / "d.json").write_text(json.dumps({"answers": answers}))
+    (d,) = sets_from_eval([str(tmp_path / "d.json")])
+    low = either_figures(d.refused(), [(0.9, True), (0.1, False), (0.8, False)], -1.0)
+    assert low["either_rescued"] == 3 and low["either_shown"] == 4 and low["either_abstention_recall"] == 0.5
     (tmp_path / "c.json.gz").write_bytes(b"not gzip")
     with pytest.raises(RagError, match="cannot read"):
         sets_from_eval([str(tmp_path / "c.json.gz")])

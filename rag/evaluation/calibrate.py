@@ -268,7 +268,7 @@ def either_figures(s: Set, predicted: Sequence[tuple[float, bool]], threshold: f
             right = bool(a.get("veto_correct", a["correct"]))
             correct += right
             shown_wrong += not right
-        elif confidence.get(id(a), -1.0) >= threshold:
+        elif id(a) in confidence and confidence[id(a)] >= threshold:  # only an attachable reply can be rescued
             rescued += 1
             correct += bool(a["label"])
             shown_wrong += not a["label"]
