@@ -18,7 +18,7 @@ import gradio as gr
 from rag.options import settings_from_args
 from rag.ingest.documents import SUPPORTED_SUFFIXES
 from rag.errors import RagError
-from rag.pipeline import Done, Pipeline, Retrieved, Token
+from rag.pipeline import Done, Pipeline, Reread, Retrieved, Token
 from rag.app.present import CSS, answer_markdown, plain_markdown, provisional_markdown, sources_html
 from rag.questions import QUESTIONS_FILE, folder_questions, question_texts
 from rag.settings import Settings
@@ -276,6 +276,12 @@ def _respond(pipeline, message, chat_msgs, hist, turn_no, k, max_new, stop_flag,
                                           stop_event=stop_flag, only=only):
             if isinstance(event, Retrieved):
                 panel = sources_html(event.passages, [], turn_no, event.search_query, message, status="Writing the answer…")
+                yield chat_msgs, panel, hist, turn_no, "", kept
+            elif isinstance(event, Reread):  # the first reply was refused: a second, wider reading follows
+                raw = ""
+                chat_msgs[-1] = {"role": "assistant", "content": "…"}
+                panel = sources_html(event.passages, [], turn_no, status=f"Reading {len(event.passages)} passages: "
+                                     "the first reply was not kept…")
                 yield chat_msgs, panel, hist, turn_no, "", kept
             elif isinstance(event, Token):
                 raw += event.text

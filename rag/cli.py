@@ -228,7 +228,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    from .pipeline import Done, Token
+    from .pipeline import Done, Reread, Token
 
     rows = _check_input_first(args)
     pipeline = _pipeline(args)
@@ -241,6 +241,8 @@ def cmd_ask(args) -> int:
     for event in pipeline.ask_stream(args.question, only=args.only):
         if isinstance(event, Token):
             print(event.text, end="", flush=True, file=sys.stderr)
+        elif isinstance(event, Reread):
+            print(f"\n[not kept ({event.reason}); reading {len(event.passages)} passages]", file=sys.stderr)
         elif isinstance(event, Done):
             answer = event.answer
     print(file=sys.stderr)

@@ -133,6 +133,9 @@ class Timings:
     completion_tokens: int = 0
     check_s: float = 0.0  # checking the reply after it is generated: the rules, and the model check when on
     check_ms: dict | None = None  # that time by part: rules, model_check, attach, memory, embeddings, ...
+    # With a second, wider reading (setting `reread_tokens`): when it began, in seconds after the question.
+    # ttft_s stays the first reading's (the first token shown); the token counts and check are the second's.
+    reread_s: float | None = None
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -141,8 +144,8 @@ class Timings:
         >>> Timings(ttft_s=1.0, total_s=3.5, completion_tokens=21, check_s=0.5).tokens_per_s
         10.0
         """
-        if self.ttft_s is None or self.completion_tokens <= 1:
-            return None
+        if self.ttft_s is None or self.completion_tokens <= 1 or self.reread_s is not None:
+            return None  # two readings: the interval after the first token is not one generation
         gen_s = self.total_s - self.ttft_s - self.check_s
         return (self.completion_tokens - 1) / gen_s if gen_s > 0 else None
 
@@ -174,6 +177,8 @@ class Answer:
     veto_answer: str = ""  # the answer the vetoes keep (the same text as `answer` when they agree)
     attached_answer: str = ""  # the answer the calibrated decision weighs: every claim that can be attached
     check_state: str = ""  # the model check's hidden states, packed (setting `record_states`; for a probe study)
+    readings: int = 1  # 2 when the first reply was refused and the question was read again with wider evidence
+    first_reason: str = ""  # then: why the first reading abstained
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of `python -m rag ask --json` and the UI's `/ask` endpoint."""
@@ -194,7 +199,10 @@ class Answer:
             signals={k: _round(v) for k, v in (self.signals or {}).items()},
             passages=[passage_json(p) for p in self.passages],
             timings=asdict(self.timings),
+            readings=self.readings,
         )
+        if self.readings > 1:
+            out["first_reason"] = self.first_reason
         return out
 
 

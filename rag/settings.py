@@ -105,6 +105,12 @@ class Settings:
     pack_tokens: int = 0  # with passage states; 0 = never pack (160 packs snippets: measured, not better yet)
     max_per_source: int = 0  # passages from one document at most; 0 = no cap
     near_duplicate: float = 0.0  # drop a passage this share of whose content words an earlier one has; 0 = off
+    # A second, wider reading (rag/pipeline/core.py, `Pipeline.ask_stream`): when the decision abstains on the
+    # model's first reply, the question is read again with `reread_tokens` of evidence and at most
+    # `reread_passages`, and that reply's decision stands (on the snippets a pack of 5 read first, then 16:
+    # docs/retrieval.md, "A second, wider reading"). 0 = off. The first token comes as soon as without it.
+    reread_tokens: int = 0
+    reread_passages: int = 16
     passage_states_memory_mb: float = 256  # least recently used states leave memory past this
     passage_states_disk_mb: float = 4096  # ... and the disk (about 6-8 MB per 1,200-character chunk)
     # Prompt-lookup drafts for greedy answers from passage states (rag/generation/lookup_decoding.py).
@@ -213,6 +219,9 @@ class Settings:
             raise RagError(f"setting decision must be vetoes, calibrated or either, got {self.decision!r}")
         if not 0.0 < self.max_risk < 1.0:
             raise RagError(f"setting max_risk must be between 0 and 1 (a share of wrong answers), got {self.max_risk}")
+        if self.reread_tokens < 0 or self.reread_passages < 1:
+            raise RagError(f"settings reread_tokens must be 0 (off) or more and reread_passages at least 1, got "
+                           f"{self.reread_tokens} and {self.reread_passages}")
         for name in ("evidence_tokens", "evidence_tokens_windows", "min_passages", "max_passages"):
             if getattr(self, name) < 1:
                 raise RagError(f"setting {name} must be at least 1, got {getattr(self, name)}")

@@ -61,6 +61,9 @@ def answer_markdown(answer: Answer, turn: int) -> str:
     """The chat message: the short answer in bold first, then the cited answer (or the abstention)."""
     if answer.abstained:
         reason = plain_markdown(answer.abstain_reason or "no supporting passage")
+        if answer.readings > 1:
+            reason = (f"read twice; the first time {plain_markdown(answer.first_reason)}; with "
+                      f"{len(answer.passages)} passages, {reason}")
         return f"**{plain_markdown(answer.answer)}**\n\n<small>Not answered: {reason}. The passages searched are listed under Sources.</small>"
     head = f"**{plain_markdown(answer.short_answer)}**\n\n" if answer.short_answer else ""
     body = linked_answer(answer.answer, turn)

@@ -285,7 +285,7 @@ def score_answer(q: Question, a) -> dict[str, Any]:
         **decision_fields(q, a),
         "retrieve_ms": t.retrieve_ms, "ttft_s": t.ttft_s, "total_s": t.total_s,
         "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
-        "tokens_per_s": t.tokens_per_s,
+        "tokens_per_s": t.tokens_per_s, "readings": a.readings,
         "cited_sources": sorted({c.source for c in a.citations}),
         "prompt_passages": [{"source": p.hit.chunk.source, "start": p.start, "end": p.end} for p in prompt_passages(a)],
         **loss_fields(reading(a, q.answers, q.sources, correct) if q.answerable else None),
@@ -337,6 +337,7 @@ def summarize(retrieval: list[dict] | None, answers: list[dict]) -> dict[str, An
         "raw_correct": _mean([a.get("raw_correct") for a in answerable]),
         "gold_in_prompt": _mean([a.get("gold_in_prompt") for a in answerable]),
         "answer_in_prompt": _mean([a.get("answer_in_prompt") for a in answerable]),
+        "read_twice": sum(a.get("readings", 1) > 1 for a in answers),  # setting reread_tokens: the wider reading
     }
     s["losses"] = loss_summary(answers)
     s["citations"] = _citation_summary(answers)

@@ -26,18 +26,19 @@ from ..language.terms import content_words
 from ..records import Answer, Passage, Timings
 from ..settings import Settings
 from ..store.index import Index, UpdateReport, load_index, settings_signature
-from .turn import _ANAPHORA, Retrieved, Token, Done, _Turn, _Held, _Costs, _final, clean_question, _strip_refs
+from .turn import _ANAPHORA, Reread, Retrieved, Token, Done, _Turn, _Held, _Costs, _final, clean_question, _strip_refs
 from .upkeep import IndexUpkeep
 from .states import StateWarmup
 from .passages import PassageChoice
 from .signals import SignalReading
 from .checking import AnswerChecking
+from .rereading import WiderReading
 
 
-class Pipeline(IndexUpkeep, StateWarmup, PassageChoice, SignalReading, AnswerChecking):
+class Pipeline(IndexUpkeep, StateWarmup, PassageChoice, SignalReading, AnswerChecking, WiderReading):
     """Owns the index and the models; safe to share between threads (generation is serialised).
 
-    Its parts, one class a concern: IndexUpkeep, StateWarmup, PassageChoice, SignalReading, AnswerChecking.
+    Its parts, one class a concern: IndexUpkeep, StateWarmup, PassageChoice, SignalReading, AnswerChecking, WiderReading.
     """
 
     def __init__(self, settings: Settings, embedder: Embedder, index: Index | None = None, generator: Generator | None = None):
@@ -105,8 +106,9 @@ class Pipeline(IndexUpkeep, StateWarmup, PassageChoice, SignalReading, AnswerChe
         self, question: str, history: Sequence[tuple[str, str]] = (), qid: str | None = None,
         k: int | None = None, max_new_tokens: int | None = None, stop_event: threading.Event | None = None,
         evidence_tokens: int | None = None, exclude: frozenset[str] = frozenset(), only: Sequence[str] = (),
-    ) -> Iterator[Retrieved | Token | Done]:
-        """Yield Retrieved, then Token pieces, then Done with the checked answer.
+    ) -> Iterator[Retrieved | Token | Reread | Done]:
+        """Yield Retrieved, then Token pieces (with `reread_tokens` set and the reply refused: Reread, Token
+        pieces of a second, wider reading), then Done with the checked answer.
 
         `evidence_tokens` and `k` override the settings' evidence budget and most passages (the page's slider);
         `only` restricts the question to these documents (names or shell patterns, `scope`); `exclude`
@@ -127,7 +129,7 @@ class Pipeline(IndexUpkeep, StateWarmup, PassageChoice, SignalReading, AnswerChe
             yield Done(abstain_early(question, passages, timings, query, qid, reason))
             return
         turn = _Turn(question, history, query, qid, t0, retrieve_ms, dense, overlap)
-        yield from self._read(turn, passages, index.bm25.idf_of, max_new_tokens, stop_event)
+        yield from self._read_widening(turn, passages, index.bm25.idf_of, k, evidence_tokens, scope, max_new_tokens, stop_event)
 
     def ask_with_passages(self, question: str, passages: Sequence[Passage], qid: str | None = None,
                           max_new_tokens: int | None = None) -> Answer:
@@ -183,3 +185,4 @@ class Pipeline(IndexUpkeep, StateWarmup, PassageChoice, SignalReading, AnswerChe
             check_ms={k: round(v, 1) for k, v in costs.ms.items()},
         )
         yield Done(replace(self._cited_locations(answer), timings=timings))
+

@@ -30,6 +30,17 @@ class Token:
 
 
 @dataclass(frozen=True)
+class Reread:
+    """Stream event: the first reply was refused; the question is read again with these (wider) passages.
+
+    The tokens that follow are the second reply's: whatever was streamed before is discarded.
+    """
+
+    passages: tuple[Passage, ...]
+    reason: str  # why the first reading abstained
+
+
+@dataclass(frozen=True)
 class Done:
     """Stream event: the final, checked answer."""
 
