@@ -105,7 +105,7 @@ class Settings:
     pack_tokens: int = 0  # with passage states; 0 = never pack (160 packs snippets: measured, not better yet)
     max_per_source: int = 0  # passages from one document at most; 0 = no cap
     near_duplicate: float = 0.0  # drop a passage this share of whose content words an earlier one has; 0 = off
-    # A second, wider reading (rag/pipeline/core.py, `Pipeline.ask_stream`): when the decision abstains on the
+    # A second, wider reading (rag/pipeline/rereading.py): when the decision abstains on the
     # model's first reply, the question is read again with `reread_tokens` of evidence and at most
     # `reread_passages`, and that reply's decision stands (on the snippets a pack of 5 read first, then 16:
     # docs/retrieval.md, "A second, wider reading"). 0 = off. The first token comes as soon as without it.

@@ -185,4 +185,3 @@ class Pipeline(IndexUpkeep, StateWarmup, PassageChoice, SignalReading, AnswerChe
             check_ms={k: round(v, 1) for k, v in costs.ms.items()},
         )
         yield Done(replace(self._cited_locations(answer), timings=timings))
-
