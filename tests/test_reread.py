@@ -97,3 +97,34 @@ def test_the_page_shows_the_wider_passages_and_then_the_second_answer(fake_setti
     assert states[at][0] == "…"  # then cleared for the second
     final = states[-1][0]
     assert "987654" not in final and "Not answered" not in final and "1 million" in final
+
+
+def test_the_replay_of_two_recorded_readings_decides_as_the_pipeline():
+    """eval/reread_replay.py: the first reading's decision, and where it abstains the second's."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("reread_replay", Path(__file__).parent.parent / "eval" / "reread_replay.py")
+    replay_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replay_module)
+
+    class Fixed:  # a calibrator whose confidence is the row's own "p" signal
+        def probability(self, signals):
+            return signals["p"]
+
+    def row(answerable, veto_abstained, veto_correct=False, label=None, p=0.0):
+        return {"answerable": answerable, "veto_abstained": veto_abstained, "veto_correct": veto_correct,
+                "label": label, "signals": {"p": p}}
+
+    first = {"kept": row(True, False, True), "rescued": row(True, True, label=True, p=0.9),
+             "reread": row(True, True, label=False, p=0.1), "unanswerable": row(False, True, label=False, p=0.2)}
+    second = {"kept": row(True, True), "rescued": row(True, True), "reread": row(True, False, True),
+              "unanswerable": row(False, True, label=False, p=0.95)}
+    both = replay_module.replay(first, second, Fixed(), 0.5, "either", first_only=False)
+    # kept by the rules, rescued by its confidence, right on the second reading; the unanswerable one is
+    # answered (wrongly) by the second reading's rescue
+    assert (both["right"], both["shown"], both["read_twice"], both["abstention_recall"]) == (3, 4, 2, 0.0)
+    alone = replay_module.replay(first, second, Fixed(), 0.5, "either", first_only=True)
+    assert (alone["right"], alone["shown"], alone["abstention_recall"]) == (3, 2, 1.0)
+    rules = replay_module.replay(first, second, Fixed(), 0.5, "vetoes", first_only=False)
+    assert (rules["right"], rules["shown"], rules["read_twice"]) == (3, 2, 3)
