@@ -270,18 +270,19 @@ def _respond(pipeline, message, chat_msgs, hist, turn_no, k, max_new, stop_flag,
     chat_msgs = list(chat_msgs or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": "…"}]
     panel = sources_html([], [], turn_no, status="Searching…")
     yield chat_msgs, panel, hist, turn_no, "", kept
-    raw = ""
+    raw, query = "", ""
     try:
         for event in pipeline.ask_stream(message, history=hist, evidence_tokens=int(k), max_new_tokens=max_new,
                                           stop_event=stop_flag, only=only):
             if isinstance(event, Retrieved):
-                panel = sources_html(event.passages, [], turn_no, event.search_query, message, status="Writing the answer…")
+                query = event.search_query
+                panel = sources_html(event.passages, [], turn_no, query, message, status="Writing the answer…")
                 yield chat_msgs, panel, hist, turn_no, "", kept
             elif isinstance(event, Reread):  # the first reply was refused: a second, wider reading follows
                 raw = ""
                 chat_msgs[-1] = {"role": "assistant", "content": "…"}
-                panel = sources_html(event.passages, [], turn_no, status=f"Reading {len(event.passages)} passages: "
-                                     "the first reply was not kept…")
+                panel = sources_html(event.passages, [], turn_no, query, message,
+                                     status=f"Reading {len(event.passages)} passages: the first reply was not kept…")
                 yield chat_msgs, panel, hist, turn_no, "", kept
             elif isinstance(event, Token):
                 raw += event.text

@@ -16,29 +16,24 @@ is shown and how often it is wrong, and the abstention recall; with `--first-onl
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.answer.calibration import read  # noqa: E402
+from rag.evaluation.calibrate import either_verdict, sets_from_eval  # noqa: E402
 
 
 def answers(path: str) -> dict[str, dict]:
-    raw = Path(path).read_bytes()
-    data = json.loads(gzip.decompress(raw) if path.endswith(".gz") else raw)
-    return {a["id"]: a for a in data["answers"]}
+    return {a["id"]: a for a in sets_from_eval([path])[0].answers}
 
 
 def decide(row: dict, rescue, threshold: float) -> tuple[bool, bool]:
     """(shown, right) for one recorded reply: the rules' verdict, else the calibrated rescue if `rescue`."""
-    if not row["veto_abstained"]:
-        return True, bool(row["veto_correct"])
-    if rescue is not None and row.get("label") is not None and rescue.probability(row["signals"]) >= threshold:
-        return True, bool(row["label"])
-    return False, not row["answerable"]
+    confidence = rescue.probability(row["signals"]) if rescue is not None and row.get("label") is not None else None
+    verdict, right = either_verdict(row, confidence, threshold)
+    return verdict != "abstained", right
 
 
 def replay(first: dict, second: dict, calibrator, threshold: float, decision: str, first_only: bool) -> dict:

@@ -114,7 +114,7 @@ def test_the_replay_of_two_recorded_readings_decides_as_the_pipeline():
 
     def row(answerable, veto_abstained, veto_correct=False, label=None, p=0.0):
         return {"answerable": answerable, "veto_abstained": veto_abstained, "veto_correct": veto_correct,
-                "label": label, "signals": {"p": p}}
+                "abstained": veto_abstained, "correct": veto_correct, "label": label, "signals": {"p": p}}
 
     first = {"kept": row(True, False, True), "rescued": row(True, True, label=True, p=0.9),
              "reread": row(True, True, label=False, p=0.1), "unanswerable": row(False, True, label=False, p=0.2)}

@@ -264,18 +264,14 @@ def either_figures(s: Set, predicted: Sequence[tuple[float, bool]], threshold: f
     confidence = {id(r): p for (p, _), r in zip(predicted, s.rows)}
     correct = abstained = abstained_unanswerable = rescued = shown_wrong = 0
     for a in s.answers:
-        if not a.get("veto_abstained", a["abstained"]):
-            right = bool(a.get("veto_correct", a["correct"]))
-            correct += right
-            shown_wrong += not right
-        elif id(a) in confidence and confidence[id(a)] >= threshold:  # only an attachable reply can be rescued
-            rescued += 1
-            correct += bool(a["label"])
-            shown_wrong += not a["label"]
-        else:
+        verdict, right = either_verdict(a, confidence.get(id(a)), threshold)
+        correct += right
+        if verdict == "abstained":
             abstained += 1
             abstained_unanswerable += not a["answerable"]
-            correct += not a["answerable"]
+        else:
+            rescued += verdict == "rescued"
+            shown_wrong += not right
     n_unanswerable = sum(not a["answerable"] for a in s.answers)
     shown = s.total - abstained
     return {
@@ -284,6 +280,18 @@ def either_figures(s: Set, predicted: Sequence[tuple[float, bool]], threshold: f
         "either_abstention_precision": abstained_unanswerable / abstained if abstained else None,
         "either_abstention_recall": abstained_unanswerable / n_unanswerable if n_unanswerable else None,
     }
+
+
+def either_verdict(a: dict, confidence: float | None, threshold: float) -> tuple[str, bool]:
+    """One recorded reply under "either": ("rules" | "rescued" | "abstained", whether that is right).
+
+    `confidence` is None for a reply that cannot be rescued (nothing attachable, or no rescue wanted).
+    """
+    if not a.get("veto_abstained", a["abstained"]):
+        return "rules", bool(a.get("veto_correct", a["correct"]))
+    if confidence is not None and confidence >= threshold:
+        return "rescued", bool(a["label"])
+    return "abstained", not a["answerable"]
 
 
 def decision_summary(answers: Sequence[dict]) -> dict[str, Any]:
